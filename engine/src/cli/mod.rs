@@ -1,0 +1,99 @@
+//! The command line: clap definitions (the low level) and the glue that turns them into
+//! library calls. Nothing here computes; everything here may print.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+mod inspect;
+mod metrics;
+mod schema;
+mod synth;
+mod validate;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// delinea: adapt a tumour segmentation model to your hospital's MRI by labelling the scans
+/// that matter.
+#[derive(Debug, Parser)]
+#[command(name = "delinea", version, about, long_about = None)]
+pub struct Cli {
+    /// Print nothing but errors and requested output.
+    #[arg(long, global = true)]
+    quiet: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Show what a NIfTI file holds: dims, spacing, datatype, affine, intensity statistics.
+    Inspect(inspect::Args),
+    /// Check that every file of a dataset manifest exists, reads and matches its image.
+    Validate(validate::Args),
+    /// Write a synthetic multi-centre, multi-rater NPC cohort (NIfTI + manifest).
+    Synth(synth::Args),
+    /// Segmentation metrics of one prediction against one ground truth.
+    Metrics(metrics::MetricsArgs),
+    /// Metrics of a folder of predictions against a manifest's labels, per case and centre.
+    Evaluate(metrics::EvaluateArgs),
+    /// Paired Wilcoxon tests between two per-case result tables.
+    Compare(metrics::CompareArgs),
+    /// Write (or check) the JSON Schemas of every file delinea reads or writes.
+    Schema(schema::Args),
+}
+
+/// How a run ended (README "Exit codes").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// Everything worked.
+    Success,
+    /// The command ran, but found problems (invalid cases, failed checks).
+    Failure,
+    /// delinea could not do what was asked (bad input, I/O error).
+    Error,
+}
+
+impl From<ExitStatus> for ExitCode {
+    fn from(s: ExitStatus) -> ExitCode {
+        ExitCode::from(match s {
+            ExitStatus::Success => 0,
+            ExitStatus::Failure => 1,
+            ExitStatus::Error => 2,
+        })
+    }
+}
+
+/// Options every command sees.
+#[derive(Debug, Clone, Copy)]
+pub struct Global {
+    /// `--quiet`.
+    pub quiet: bool,
+}
+
+/// Parses the command line, runs it, prints any error with its causes, and exits.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let global = Global { quiet: cli.quiet };
+    let result = match cli.command {
+        Command::Inspect(a) => inspect::run(a, global),
+        Command::Validate(a) => validate::run(a, global),
+        Command::Synth(a) => synth::run(a, global),
+        Command::Metrics(a) => metrics::run_metrics(a, global),
+        Command::Evaluate(a) => metrics::run_evaluate(a, global),
+        Command::Compare(a) => metrics::run_compare(a, global),
+        Command::Schema(a) => schema::run(a, global),
+    };
+    match result {
+        Ok(status) => status.into(),
+        Err(e) => {
+            eprintln!("delinea: error: {e:#}");
+            ExitStatus::Error.into()
+        }
+    }
+}
+
+/// Prints `value` as one line of JSON.
+pub fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string(value)?);
+    Ok(())
+}

@@ -1,0 +1,10 @@
+//! `delinea schema` (being written).
+
+use super::{ExitStatus, Global};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {}
+
+pub fn run(_args: Args, _global: Global) -> anyhow::Result<ExitStatus> {
+    anyhow::bail!("not built yet")
+}

@@ -1,0 +1,14 @@
+//! delinea: source-free active domain adaptation for nasopharyngeal-carcinoma GTV
+//! delineation on MRI.
+//!
+//! The modules follow the data's path (see ARCHITECTURE.md):
+//! [`volume`] (NIfTI in and out) → [`preprocess`] (clip, z-score, slices) → [`dataset`]
+//! (manifests of centres, cases and raters) → [`metrics`] (DSC, surface distances,
+//! statistics). [`synth`] makes a synthetic multi-centre, multi-rater cohort to try it all.
+
+pub mod dataset;
+pub mod fsutil;
+pub mod metrics;
+pub mod preprocess;
+pub mod synth;
+pub mod volume;

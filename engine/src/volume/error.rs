@@ -1,0 +1,95 @@
+//! Errors of the volume stage: every variant names the file and what is wrong with it.
+
+use std::path::PathBuf;
+
+/// Why a volume or label map could not be read or written.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The file could not be opened, read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What the operating system said.
+        source: std::io::Error,
+    },
+    /// The gzip stream is truncated or corrupt.
+    #[error("{path}: corrupt or truncated gzip data ({reason})")]
+    Gzip {
+        /// The file.
+        path: PathBuf,
+        /// What the decompressor said.
+        reason: String,
+    },
+    /// The file is not a NIfTI-1 file at all.
+    #[error("{path}: not a NIfTI-1 file: {reason}")]
+    NotNifti {
+        /// The file.
+        path: PathBuf,
+        /// What was found instead.
+        reason: String,
+    },
+    /// A valid file of a kind delinea does not read (NIfTI-2, RGB, complex, true 4D …).
+    #[error("{path}: unsupported: {what}")]
+    Unsupported {
+        /// The file.
+        path: PathBuf,
+        /// What is unsupported, and what to do about it.
+        what: String,
+    },
+    /// A header field holds a value that makes no sense.
+    #[error("{path}: bad header field {field}: found {found}, expected {expected}")]
+    BadHeader {
+        /// The file.
+        path: PathBuf,
+        /// The NIfTI header field.
+        field: &'static str,
+        /// The value found.
+        found: String,
+        /// What a valid value looks like.
+        expected: String,
+    },
+    /// Fewer data bytes than the header promises.
+    #[error("{path}: data shorter than the header says: {expected} bytes expected after offset {offset}, {found} found")]
+    Truncated {
+        /// The file holding the voxel data.
+        path: PathBuf,
+        /// Where the data starts.
+        offset: usize,
+        /// Bytes the header's dims and datatype need.
+        expected: usize,
+        /// Bytes present.
+        found: usize,
+    },
+    /// Voxel values that cannot be a label map (NaN, Inf, fractions, out of 0..=255).
+    #[error("{path}: not a label map: {reason}")]
+    BadLabels {
+        /// The file.
+        path: PathBuf,
+        /// The first offending value and where it is.
+        reason: String,
+    },
+    /// An image with no finite voxel at all.
+    #[error("{path}: no finite voxel value in the image")]
+    AllNonFinite {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A label map that does not lie on its image's grid.
+    #[error("label map {labels} does not match image {image}: {detail}")]
+    GeometryMismatch {
+        /// The image file.
+        image: PathBuf,
+        /// The label file.
+        labels: PathBuf,
+        /// What differs.
+        detail: String,
+    },
+}
+
+impl Error {
+    pub(crate) fn io(path: &std::path::Path, source: std::io::Error) -> Error {
+        Error::Io { path: path.to_path_buf(), source }
+    }
+}

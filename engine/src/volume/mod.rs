@@ -1,0 +1,28 @@
+//! Volumes on a grid, and their NIfTI input/output.
+//!
+//! Guarantees: a [`Geometry`] read from a file is written back bit-exactly (dims, spacing,
+//! affine); voxel order is NIfTI's (`i` fastest). Does not: resample, reorient or normalise
+//! intensities — that is `preprocess`.
+//!
+//! ```
+//! use delinea::volume::{self, Geometry, LabelMap};
+//! let dir = tempfile::tempdir().unwrap();
+//! let path = dir.path().join("mask.nii.gz");
+//! let mut mask = LabelMap::zeros(Geometry::axis_aligned([4, 4, 2], [0.5, 0.5, 3.0]));
+//! mask.data[5] = 1;
+//! volume::write_label_map(&path, &mask).unwrap();
+//! assert_eq!(volume::read_label_map(&path).unwrap(), mask);
+//! ```
+
+mod error;
+mod geometry;
+mod image;
+pub mod nifti;
+
+pub use error::Error;
+pub use geometry::{Affine, Geometry, GRID_TOLERANCE};
+pub use image::{selects, Image, LabelMap, Volume};
+pub use nifti::{
+    check_same_grid, read_info, read_label_map, read_label_map_for, read_volume, read_volume_with_info,
+    write_label_map, write_volume, NiftiInfo, ReadVolume,
+};

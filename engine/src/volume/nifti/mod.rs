@@ -1,0 +1,125 @@
+//! NIfTI-1 input and output for [`Volume`] and [`LabelMap`].
+//!
+//! Reading accepts every integer and real datatype, both byte orders, `.nii`, `.nii.gz` and
+//! `.hdr`/`.img` pairs, applies `scl_slope`/`scl_inter`, and takes the affine as nibabel's
+//! `get_best_affine` does. It refuses, with the file and the reason: NIfTI-2, ANALYZE 7.5,
+//! RGB and complex data, true 4D, non-positive dims or voxel sizes, truncated gzip, data
+//! shorter than the header says, and label maps with NaN, Inf or non-integer values.
+//!
+//! **Non-finite image voxels.** NaN and -Inf are replaced by the smallest finite voxel value
+//! and +Inf by the largest (NaN usually marks voxels outside the field of view, i.e.
+//! background), and [`NiftiInfo`]'s caller is told how many there were; an image with no
+//! finite voxel is refused.
+
+mod decode;
+mod quaternion;
+mod read;
+mod write;
+
+use std::borrow::Cow;
+use std::path::Path;
+
+pub use read::NiftiInfo;
+pub use write::GZIP_LEVEL;
+
+use crate::volume::{Error, Geometry, Image, LabelMap, Volume};
+
+/// A volume as read, with what the header said and how many voxels were non-finite.
+#[derive(Debug, Clone)]
+pub struct ReadVolume {
+    /// The voxels, non-finite values replaced (see the module docs).
+    pub volume: Volume,
+    /// What the header said.
+    pub info: NiftiInfo,
+    /// How many voxels were NaN or ±Inf in the file.
+    pub non_finite: usize,
+}
+
+/// Reads an image (see the module docs for what is accepted and refused).
+pub fn read_volume(path: &Path) -> Result<Volume, Error> {
+    read_volume_with_info(path).map(|r| r.volume)
+}
+
+/// Reads an image and reports what its header said.
+pub fn read_volume_with_info(path: &Path) -> Result<ReadVolume, Error> {
+    let (geometry, info, raw) = read::read_raw(path)?;
+    let mut data = decode::to_f32(&raw);
+    let non_finite = replace_non_finite(&mut data).ok_or_else(|| Error::AllNonFinite { path: path.to_path_buf() })?;
+    Ok(ReadVolume { volume: Image { geometry, data }, info, non_finite })
+}
+
+/// Reads the header of `path` only (no voxel decoding), with the data-length check.
+pub fn read_info(path: &Path) -> Result<(Geometry, NiftiInfo), Error> {
+    read::read_raw(path).map(|(g, i, _)| (g, i))
+}
+
+/// Reads a label map: every voxel must be an integer in 0..=255 after scaling.
+pub fn read_label_map(path: &Path) -> Result<LabelMap, Error> {
+    let (geometry, _, raw) = read::read_raw(path)?;
+    let values = decode::to_f32(&raw);
+    let mut data = Vec::with_capacity(values.len());
+    for (n, v) in values.iter().enumerate() {
+        if !(v.is_finite() && *v >= 0.0 && *v <= 255.0 && (v - v.round()).abs() < 1e-3) {
+            let g = &geometry;
+            let (i, j, k) = (n % g.dims[0], (n / g.dims[0]) % g.dims[1], n / g.slice_len());
+            return Err(Error::BadLabels {
+                path: path.to_path_buf(),
+                reason: format!("voxel ({i}, {j}, {k}) is {v}; labels must be integers 0 to 255"),
+            });
+        }
+        data.push(v.round() as u8);
+    }
+    Ok(Image { geometry, data })
+}
+
+/// Reads the label map `labels` and checks that it lies on the grid of `image`.
+pub fn read_label_map_for(labels: &Path, image: &Path, image_geometry: &Geometry) -> Result<LabelMap, Error> {
+    let map = read_label_map(labels)?;
+    check_same_grid(image, image_geometry, labels, &map.geometry)?;
+    Ok(map)
+}
+
+/// An error naming both files when `b` is not on the grid of `a`.
+pub fn check_same_grid(a: &Path, ga: &Geometry, b: &Path, gb: &Geometry) -> Result<(), Error> {
+    match ga.mismatch(gb) {
+        None => Ok(()),
+        Some(detail) => Err(Error::GeometryMismatch { image: a.to_path_buf(), labels: b.to_path_buf(), detail }),
+    }
+}
+
+/// Writes an image as float32 (`.nii` or, when the name ends in `.gz`, `.nii.gz`).
+pub fn write_volume(path: &Path, volume: &Volume) -> Result<(), Error> {
+    write::check_writable(path, &volume.geometry)?;
+    let bytes: Vec<u8> = volume.data.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let payload = write::Payload { datatype: 16, bitpix: 32, bytes: Cow::Owned(bytes) };
+    write::write_nifti(path, &volume.geometry, payload)
+}
+
+/// Writes a label map as uint8.
+pub fn write_label_map(path: &Path, labels: &LabelMap) -> Result<(), Error> {
+    write::check_writable(path, &labels.geometry)?;
+    let payload = write::Payload { datatype: 2, bitpix: 8, bytes: Cow::Borrowed(&labels.data) };
+    write::write_nifti(path, &labels.geometry, payload)
+}
+
+/// Replaces NaN/-Inf by the minimum and +Inf by the maximum finite value; returns how many
+/// were replaced, or `None` when no value is finite.
+fn replace_non_finite(data: &mut [f32]) -> Option<usize> {
+    let bad = data.iter().filter(|v| !v.is_finite()).count();
+    if bad == 0 {
+        return Some(0);
+    }
+    let finite = data.iter().copied().filter(|v| v.is_finite());
+    let (lo, hi) = finite.fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
+    if lo > hi {
+        return None;
+    }
+    for v in data.iter_mut() {
+        if v.is_nan() || *v == f32::NEG_INFINITY {
+            *v = lo;
+        } else if *v == f32::INFINITY {
+            *v = hi;
+        }
+    }
+    Some(bad)
+}

@@ -1,0 +1,93 @@
+//! Writing NIfTI-1 single files: f32 images and u8 label maps, `.nii` or `.nii.gz`.
+//!
+//! The 348-byte header is laid out here rather than through `nifti::WriterOptions`, which
+//! needs an ndarray copy of the voxels; the bytes follow the NIfTI-1 standard field by field.
+
+use std::io::Write;
+use std::path::Path;
+
+use super::quaternion;
+use crate::fsutil::write_atomic;
+use crate::volume::{Error, Geometry};
+
+/// Gzip level for `.nii.gz` output: 1, as nibabel's default (`Opener.default_compresslevel`).
+pub const GZIP_LEVEL: u32 = 1;
+
+const HEADER_LEN: usize = 352; // 348-byte header + 4 extension bytes (none)
+
+/// Voxel payload of a file to write: its NIfTI datatype code and bits per voxel.
+pub(crate) struct Payload<'a> {
+    pub datatype: i16,
+    pub bitpix: i16,
+    pub bytes: std::borrow::Cow<'a, [u8]>,
+}
+
+/// Writes `payload` on `geometry` to `path` atomically, gzipped when the name ends in `.gz`.
+pub(crate) fn write_nifti(path: &Path, geometry: &Geometry, payload: Payload) -> Result<(), Error> {
+    let header = encode_header(geometry, payload.datatype, payload.bitpix);
+    let gz = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("gz"));
+    write_atomic(path, |w| {
+        if gz {
+            let mut enc = flate2::write::GzEncoder::new(w, flate2::Compression::new(GZIP_LEVEL));
+            enc.write_all(&header)?;
+            enc.write_all(&payload.bytes)?;
+            enc.finish()?.flush()
+        } else {
+            w.write_all(&header)?;
+            w.write_all(&payload.bytes)
+        }
+    })
+    .map_err(|e| Error::io(path, e))
+}
+
+/// The little-endian NIfTI-1 header (+ empty extension flag) for a 3D grid. The sform holds
+/// the affine exactly (f32); the qform holds it too when it is a rotation times a scaling.
+fn encode_header(g: &Geometry, datatype: i16, bitpix: i16) -> [u8; HEADER_LEN] {
+    let mut h = [0u8; HEADER_LEN];
+    let mut put = |off: usize, bytes: &[u8]| h[off..off + bytes.len()].copy_from_slice(bytes);
+    put(0, &348i32.to_le_bytes());
+    put(38, b"r");
+    let dim = [3, g.dims[0] as i16, g.dims[1] as i16, g.dims[2] as i16, 1, 1, 1, 1];
+    for (n, d) in dim.iter().enumerate() {
+        put(40 + 2 * n, &d.to_le_bytes());
+    }
+    put(70, &datatype.to_le_bytes());
+    put(72, &bitpix.to_le_bytes());
+    let qform = quaternion::from_affine(&g.affine);
+    let qfac = qform.map_or(1.0, |q| q.qfac) as f32;
+    let pixdim = [qfac, g.spacing[0] as f32, g.spacing[1] as f32, g.spacing[2] as f32, 1.0, 1.0, 1.0, 1.0];
+    for (n, p) in pixdim.iter().enumerate() {
+        put(76 + 4 * n, &p.to_le_bytes());
+    }
+    put(108, &(HEADER_LEN as f32).to_le_bytes());
+    put(112, &1f32.to_le_bytes()); // scl_slope 1, scl_inter 0: values are stored as they are
+    put(123, &[2 | 8]); // xyzt_units: mm and s
+    put(148, b"delinea");
+    if let Some(q) = qform {
+        put(252, &2i16.to_le_bytes()); // qform_code: aligned anatomy, as the sform
+        for (n, v) in [q.b, q.c, q.d, q.offset[0], q.offset[1], q.offset[2]].iter().enumerate() {
+            put(256 + 4 * n, &(*v as f32).to_le_bytes());
+        }
+    }
+    put(254, &2i16.to_le_bytes()); // sform_code
+    for r in 0..3 {
+        for c in 0..4 {
+            put(280 + 16 * r + 4 * c, &(g.affine[r][c] as f32).to_le_bytes());
+        }
+    }
+    put(344, b"n+1\0");
+    h
+}
+
+/// Why `geometry` cannot be written as NIfTI-1, if it cannot (dims over i16).
+pub(crate) fn check_writable(path: &Path, g: &Geometry) -> Result<(), Error> {
+    match g.dims.iter().position(|d| *d == 0 || *d > i16::MAX as usize) {
+        None => Ok(()),
+        Some(a) => Err(Error::BadHeader {
+            path: path.to_path_buf(),
+            field: ["dim[1]", "dim[2]", "dim[3]"][a],
+            found: g.dims[a].to_string(),
+            expected: format!("1 to {}", i16::MAX),
+        }),
+    }
+}
