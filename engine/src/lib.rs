@@ -10,5 +10,6 @@ pub mod dataset;
 pub mod fsutil;
 pub mod metrics;
 pub mod preprocess;
+pub mod schema;
 pub mod synth;
 pub mod volume;

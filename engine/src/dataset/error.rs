@@ -7,20 +7,20 @@ use std::path::PathBuf;
 #[non_exhaustive]
 pub enum Error {
     /// The manifest file could not be read or written.
-    #[error("{path}: {source}")]
+    #[error("{path}: {cause}")]
     Io {
         /// The manifest.
         path: PathBuf,
         /// What the operating system said.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// The manifest is not valid JSON of the manifest schema.
-    #[error("{path}: {source}")]
+    #[error("{path}: {cause}")]
     Json {
         /// The manifest.
         path: PathBuf,
         /// Where and what (line, column, field).
-        source: serde_json::Error,
+        cause: serde_json::Error,
     },
     /// The manifest parses but contradicts itself (duplicate ids, unknown centre …).
     #[error("{path}: {}", problems.join("; "))]

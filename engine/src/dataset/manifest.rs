@@ -117,9 +117,9 @@ pub struct Manifest {
 impl Manifest {
     /// Reads and checks `path` (structure only: [`super::validate`] reads the volumes).
     pub fn load(path: &Path) -> Result<Manifest, Error> {
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Io { path: path.into(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|cause| Error::Io { path: path.into(), cause })?;
         let mut file: ManifestFile =
-            serde_json::from_str(&text).map_err(|source| Error::Json { path: path.into(), source })?;
+            serde_json::from_str(&text).map_err(|cause| Error::Json { path: path.into(), cause })?;
         let problems = file.problems();
         if !problems.is_empty() {
             return Err(Error::Invalid { path: path.into(), problems });
@@ -189,8 +189,8 @@ impl ManifestFile {
 
     /// Writes the manifest as pretty JSON, atomically.
     pub fn write(&self, path: &Path) -> Result<(), Error> {
-        let json = serde_json::to_string_pretty(self).map_err(|source| Error::Json { path: path.into(), source })?;
-        crate::fsutil::write_bytes_atomic(path, json.as_bytes()).map_err(|source| Error::Io { path: path.into(), source })
+        let json = serde_json::to_string_pretty(self).map_err(|cause| Error::Json { path: path.into(), cause })?;
+        crate::fsutil::write_bytes_atomic(path, json.as_bytes()).map_err(|cause| Error::Io { path: path.into(), cause })
     }
 }
 

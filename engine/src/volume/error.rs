@@ -7,12 +7,12 @@ use std::path::PathBuf;
 #[non_exhaustive]
 pub enum Error {
     /// The file could not be opened, read or written.
-    #[error("{path}: {source}")]
+    #[error("{path}: {cause}")]
     Io {
         /// The file.
         path: PathBuf,
         /// What the operating system said.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// The gzip stream is truncated or corrupt.
     #[error("{path}: corrupt or truncated gzip data ({reason})")]
@@ -89,7 +89,7 @@ pub enum Error {
 }
 
 impl Error {
-    pub(crate) fn io(path: &std::path::Path, source: std::io::Error) -> Error {
-        Error::Io { path: path.to_path_buf(), source }
+    pub(crate) fn io(path: &std::path::Path, cause: std::io::Error) -> Error {
+        Error::Io { path: path.to_path_buf(), cause }
     }
 }

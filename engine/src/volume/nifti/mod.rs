@@ -12,6 +12,7 @@
 //! finite voxel is refused.
 
 mod decode;
+mod inspect;
 mod quaternion;
 mod read;
 mod write;
@@ -19,6 +20,7 @@ mod write;
 use std::borrow::Cow;
 use std::path::Path;
 
+pub use inspect::{inspect, Inspection, Stats};
 pub use read::NiftiInfo;
 pub use write::GZIP_LEVEL;
 
@@ -122,4 +124,58 @@ fn replace_non_finite(data: &mut [f32]) -> Option<usize> {
         }
     }
     Some(bad)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::volume::Geometry;
+
+    fn odd_geometry() -> Geometry {
+        let mut g = Geometry::axis_aligned([7, 5, 3], [0.6, 0.7, 3.3]);
+        let (s, c) = (0.3f64.sin(), 0.3f64.cos());
+        g.affine = [
+            [-0.6 * c, 0.7 * s, 0.0, 91.25],
+            [0.6 * s, 0.7 * c, 0.1, -120.5],
+            [0.0, 0.0, 3.3, -33.125],
+            [0.0, 0.0, 0.0, 1.0],
+        ];
+        // The header holds f32: keep the test's affine representable so equality is exact.
+        g.affine = g.affine.map(|r| r.map(|v| v as f32 as f64));
+        g.spacing = g.spacing.map(|v| v as f32 as f64);
+        g
+    }
+
+    #[test]
+    fn round_trip_is_exact_for_images_and_labels() {
+        let dir = tempfile::tempdir().unwrap();
+        let g = odd_geometry();
+        let vol = Volume::from_vec(g.clone(), (0..g.len()).map(|v| v as f32 * 0.37 - 5.0).collect()).unwrap();
+        let lab = LabelMap::from_vec(g.clone(), (0..g.len()).map(|v| (v % 3) as u8).collect()).unwrap();
+        for name in ["v.nii", "v.nii.gz"] {
+            let p = dir.path().join(name);
+            write_volume(&p, &vol).unwrap();
+            assert_eq!(read_volume(&p).unwrap(), vol, "{name}");
+            let l = dir.path().join(format!("l{name}"));
+            write_label_map(&l, &lab).unwrap();
+            assert_eq!(read_label_map(&l).unwrap(), lab, "{name}");
+        }
+        if let Ok(out) = std::env::var("DELINEA_KEEP_ROUNDTRIP") {
+            write_volume(Path::new(&out), &vol).unwrap();
+        }
+    }
+
+    #[test]
+    fn non_finite_image_voxels_are_replaced_and_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let g = Geometry::axis_aligned([4, 1, 1], [1.0, 1.0, 1.0]);
+        let vol = Volume::from_vec(g, vec![f32::NAN, 2.0, f32::INFINITY, -1.0]).unwrap();
+        let p = dir.path().join("nan.nii");
+        write_volume(&p, &vol).unwrap();
+        let r = read_volume_with_info(&p).unwrap();
+        assert_eq!(r.non_finite, 2);
+        assert_eq!(r.volume.data, vec![-1.0, 2.0, 2.0, -1.0]);
+        let lab = read_label_map(&p).unwrap_err().to_string();
+        assert!(lab.contains("nan.nii") && lab.contains("voxel (0, 0, 0) is NaN"), "{lab}");
+    }
 }

@@ -145,6 +145,10 @@ fn parse_header(path: &Path, bytes: &[u8]) -> Result<NiftiHeader, Error> {
     if !sizes.contains(&348) {
         return Err(not(format!("sizeof_hdr is {} (expected 348){}", sizes[0], format_hint(bytes))));
     }
+    let dim0 = if sizes[0] == 348 { i16::from_le_bytes([bytes[40], bytes[41]]) } else { i16::from_be_bytes([bytes[40], bytes[41]]) };
+    if !(1..=7).contains(&dim0) {
+        return Err(Error::BadHeader { path: path.to_path_buf(), field: "dim[0]", found: dim0.to_string(), expected: "1 to 7".into() });
+    }
     match NiftiHeader::from_reader(bytes) {
         Ok(h) => Ok(h),
         Err(nifti::NiftiError::InvalidFormat) => Err(Error::Unsupported {
@@ -160,6 +164,10 @@ fn format_hint(bytes: &[u8]) -> &'static str {
         ": looks like HDF5 (MINC2?)"
     } else if bytes.starts_with(b"DICM") || bytes.get(128..132) == Some(b"DICM") {
         ": looks like DICOM"
+    } else if bytes.starts_with(&[0, 0, 0, 1]) {
+        ": looks like FreeSurfer MGH/MGZ"
+    } else if bytes[..64].iter().all(|b| b.is_ascii_graphic() || b.is_ascii_whitespace()) {
+        ": looks like a text file (Philips PAR?)"
     } else {
         ""
     }
@@ -320,7 +328,7 @@ fn pair_image_path(hdr: &Path) -> Result<PathBuf, Error> {
         .find(|p| p.is_file())
         .ok_or_else(|| Error::Io {
             path: hdr.with_file_name(&candidates[0]),
-            source: std::io::Error::new(std::io::ErrorKind::NotFound, "the image file of this NIfTI pair is missing"),
+            cause: std::io::Error::new(std::io::ErrorKind::NotFound, "the image file of this NIfTI pair is missing"),
         })
 }
 
