@@ -1,25 +1,73 @@
-//! Voxel bytes → f32, with endianness and `scl_slope`/`scl_inter`, in parallel chunks.
+//! Voxel bytes → f32, with endianness and `scl_slope`/`scl_inter`, decoded chunk by chunk
+//! as the (possibly gzip) stream is read.
+
+use std::io::{self, Read};
+use std::path::Path;
 
 use nifti::NiftiType;
-use rayon::prelude::*;
 
-use super::read::RawVoxels;
+use super::read::Decoding;
+use crate::volume::Error;
 
-/// Voxels per parallel chunk: large enough that rayon's overhead is noise.
-const CHUNK: usize = 1 << 18;
+/// Voxels decoded per chunk: small enough to stay in cache, large enough to amortise calls.
+const CHUNK: usize = 1 << 16;
 
-/// Decodes every voxel to f32 (values after scaling; NaN and Inf pass through).
-pub(crate) fn to_f32(raw: &RawVoxels) -> Vec<f32> {
-    let size = raw.datatype.size_of();
-    let bytes = &raw.bytes[raw.offset..raw.offset + raw.count * size];
-    let mut out = vec![0f32; raw.count];
-    out.par_chunks_mut(CHUNK).zip(bytes.par_chunks(CHUNK * size)).for_each(|(dst, src)| {
-        decode_chunk(src, dst, raw.datatype, raw.big_endian);
-        if raw.slope != 1.0 || raw.inter != 0.0 {
-            dst.iter_mut().for_each(|v| *v = (*v as f64 * raw.slope + raw.inter) as f32);
+/// Skips `skip` bytes of `stream`, then decodes `d.count` voxels. `offset` (where the data
+/// starts in the file) is only for error messages.
+pub(crate) fn stream(path: &Path, stream: &mut dyn Read, skip: usize, offset: usize, d: &Decoding) -> Result<Vec<f32>, Error> {
+    let size = d.datatype.size_of();
+    let mut buf = vec![0u8; CHUNK * size];
+    let mut left = skip;
+    while left > 0 {
+        let n = left.min(buf.len());
+        let got = fill(stream, &mut buf[..n]).map_err(|e| stream_error(path, e))?;
+        if got < n {
+            return Err(Error::Truncated { path: path.to_path_buf(), offset, expected: d.count * size, found: 0 });
         }
-    });
-    out
+        left -= n;
+    }
+    let mut out = vec![0f32; d.count];
+    let mut done = 0;
+    while done < d.count {
+        let n = (d.count - done).min(CHUNK);
+        let got = fill(stream, &mut buf[..n * size]).map_err(|e| stream_error(path, e))?;
+        if got < n * size {
+            let found = done * size + got;
+            return Err(Error::Truncated { path: path.to_path_buf(), offset, expected: d.count * size, found });
+        }
+        let dst = &mut out[done..done + n];
+        decode_chunk(&buf[..n * size], dst, d.datatype, d.big_endian);
+        if d.slope != 1.0 || d.inter != 0.0 {
+            dst.iter_mut().for_each(|v| *v = (*v as f64 * d.slope + d.inter) as f32);
+        }
+        done += n;
+    }
+    Ok(out)
+}
+
+/// Reads until `buf` is full or the stream ends; returns the bytes read.
+pub(crate) fn fill(stream: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match stream.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// A read error of a data stream. Reading bytes in memory cannot fail, so a data error comes
+/// from the gzip decoder.
+pub(crate) fn stream_error(path: &Path, e: io::Error) -> Error {
+    match e.kind() {
+        io::ErrorKind::InvalidInput | io::ErrorKind::InvalidData | io::ErrorKind::UnexpectedEof => {
+            Error::Gzip { path: path.to_path_buf(), reason: e.to_string() }
+        }
+        _ => Error::io(path, e),
+    }
 }
 
 macro_rules! decode_as {
@@ -45,7 +93,7 @@ fn decode_chunk(src: &[u8], dst: &mut [f32], t: NiftiType, big: bool) {
         Uint64 => decode_as!(src, dst, big, u64, 8),
         Float32 => decode_as!(src, dst, big, f32, 4),
         Float64 => decode_as!(src, dst, big, f64, 8),
-        // read_raw refuses every other datatype before decoding.
+        // read_decoded refuses every other datatype before decoding.
         _ => dst.iter_mut().for_each(|d| *d = f32::NAN),
     }
 }

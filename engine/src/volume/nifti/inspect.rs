@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::{decode, read, NiftiInfo};
+use super::{read, NiftiInfo};
 use crate::volume::{Affine, Error};
 
 /// Everything `delinea inspect --json` prints (`data-schema/inspect.schema.json`).
@@ -57,8 +57,7 @@ pub struct Stats {
 
 /// Reads `path` and describes it.
 pub fn inspect(path: &Path) -> Result<Inspection, Error> {
-    let (g, info, raw) = read::read_raw(path)?;
-    let values = decode::to_f32(&raw);
+    let (g, info, values) = read::read_decoded(path)?;
     let stats = stats(&values).ok_or_else(|| Error::AllNonFinite { path: path.to_path_buf() })?;
     Ok(Inspection {
         path: path.to_path_buf(),

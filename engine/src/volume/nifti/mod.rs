@@ -17,7 +17,6 @@ mod quaternion;
 mod read;
 mod write;
 
-use std::borrow::Cow;
 use std::path::Path;
 
 pub use inspect::{inspect, Inspection, Stats};
@@ -44,21 +43,20 @@ pub fn read_volume(path: &Path) -> Result<Volume, Error> {
 
 /// Reads an image and reports what its header said.
 pub fn read_volume_with_info(path: &Path) -> Result<ReadVolume, Error> {
-    let (geometry, info, raw) = read::read_raw(path)?;
-    let mut data = decode::to_f32(&raw);
-    let non_finite = replace_non_finite(&mut data).ok_or_else(|| Error::AllNonFinite { path: path.to_path_buf() })?;
+    let (geometry, info, mut data) = read::read_decoded(path)?;
+    // Integers scaled by a finite slope below ~1e19 stay finite in f32: skip the scan.
+    let may_be_non_finite = info.datatype.starts_with("float") || info.scl_slope.abs() > 1e19 || info.scl_inter.abs() > 1e30;
+    let non_finite = if may_be_non_finite {
+        replace_non_finite(&mut data).ok_or_else(|| Error::AllNonFinite { path: path.to_path_buf() })?
+    } else {
+        0
+    };
     Ok(ReadVolume { volume: Image { geometry, data }, info, non_finite })
-}
-
-/// Reads the header of `path` only (no voxel decoding), with the data-length check.
-pub fn read_info(path: &Path) -> Result<(Geometry, NiftiInfo), Error> {
-    read::read_raw(path).map(|(g, i, _)| (g, i))
 }
 
 /// Reads a label map: every voxel must be an integer in 0..=255 after scaling.
 pub fn read_label_map(path: &Path) -> Result<LabelMap, Error> {
-    let (geometry, _, raw) = read::read_raw(path)?;
-    let values = decode::to_f32(&raw);
+    let (geometry, _, values) = read::read_decoded(path)?;
     let mut data = Vec::with_capacity(values.len());
     for (n, v) in values.iter().enumerate() {
         if !(v.is_finite() && *v >= 0.0 && *v <= 255.0 && (v - v.round()).abs() < 1e-3) {
@@ -92,16 +90,13 @@ pub fn check_same_grid(a: &Path, ga: &Geometry, b: &Path, gb: &Geometry) -> Resu
 /// Writes an image as float32 (`.nii` or, when the name ends in `.gz`, `.nii.gz`).
 pub fn write_volume(path: &Path, volume: &Volume) -> Result<(), Error> {
     write::check_writable(path, &volume.geometry)?;
-    let bytes: Vec<u8> = volume.data.iter().flat_map(|v| v.to_le_bytes()).collect();
-    let payload = write::Payload { datatype: 16, bitpix: 32, bytes: Cow::Owned(bytes) };
-    write::write_nifti(path, &volume.geometry, payload)
+    write::write_nifti(path, &volume.geometry, write::Payload::F32(&volume.data))
 }
 
 /// Writes a label map as uint8.
 pub fn write_label_map(path: &Path, labels: &LabelMap) -> Result<(), Error> {
     write::check_writable(path, &labels.geometry)?;
-    let payload = write::Payload { datatype: 2, bitpix: 8, bytes: Cow::Borrowed(&labels.data) };
-    write::write_nifti(path, &labels.geometry, payload)
+    write::write_nifti(path, &labels.geometry, write::Payload::U8(&labels.data))
 }
 
 /// Replaces NaN/-Inf by the minimum and +Inf by the maximum finite value; returns how many

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use nifti::{NiftiHeader, NiftiType};
 use serde::Serialize;
 
+use super::decode;
 use super::quaternion::{self, Qform};
 use crate::volume::{Affine, Error, Geometry};
 
@@ -46,10 +47,8 @@ pub struct NiftiInfo {
     pub description: String,
 }
 
-/// The undecoded voxel bytes of a file.
-pub(crate) struct RawVoxels {
-    pub bytes: Vec<u8>,
-    pub offset: usize,
+/// How to turn a file's voxel bytes into f32 values.
+pub(crate) struct Decoding {
     pub datatype: NiftiType,
     pub big_endian: bool,
     pub slope: f64,
@@ -57,38 +56,40 @@ pub(crate) struct RawVoxels {
     pub count: usize,
 }
 
-/// Reads the header and the (decompressed) voxel bytes of `path`, checking everything the
-/// decoder relies on.
-pub(crate) fn read_raw(path: &Path) -> Result<(Geometry, NiftiInfo, RawVoxels), Error> {
-    let (header_bytes, compressed) = read_maybe_gz(path)?;
-    let header = parse_header(path, &header_bytes)?;
+/// Reads the header of `path`, checks everything the decoder relies on, and decodes the
+/// voxels (after scaling) while decompressing, without holding the decompressed bytes.
+pub(crate) fn read_decoded(path: &Path) -> Result<(Geometry, NiftiInfo, Vec<f32>), Error> {
+    let file = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let compressed = is_gz_bytes(&file);
+    let mut stream = open_stream(&file);
+    let head = read_head(path, &mut stream)?;
+    let header = parse_header(path, &head)?;
     let pair = &header.magic == nifti::header::MAGIC_CODE_NI1;
     let datatype = check_datatype(path, &header)?;
     let (dims, raw_dims) = grid_dims(path, &header)?;
     let spacing = spacing(path, &header)?;
     let (affine, source) = affine(path, &header, dims, spacing)?;
     let geometry = Geometry { dims, spacing, affine };
-    let (data_path, bytes, offset) = if pair {
-        let img = pair_image_path(path)?;
-        let (bytes, _) = read_maybe_gz(&img)?;
-        (img, bytes, header.vox_offset.max(0.0) as usize)
-    } else {
-        (path.to_path_buf(), header_bytes, vox_offset(path, &header)?)
-    };
-    let count = geometry.len();
-    let needed = count * datatype.size_of();
-    let found = bytes.len().saturating_sub(offset);
-    if found < needed {
-        return Err(Error::Truncated { path: data_path, offset, expected: needed, found });
-    }
     let (slope, inter) = scaling(&header);
+    let big_endian = is_big(&header);
+    let decoding = Decoding { datatype, big_endian, slope, inter, count: geometry.len() };
+    let (offset, values) = if pair {
+        let img = pair_image_path(path)?;
+        let img_file = std::fs::read(&img).map_err(|e| Error::io(&img, e))?;
+        let offset = header.vox_offset.max(0.0) as usize;
+        let mut img_stream = open_stream(&img_file);
+        (offset, decode::stream(&img, &mut img_stream, offset, offset, &decoding)?)
+    } else {
+        let offset = vox_offset(path, &header)?;
+        (offset, decode::stream(path, &mut stream, offset - head.len(), offset, &decoding)?)
+    };
     let info = NiftiInfo {
         format: if pair { "nifti1-pair" } else { "nifti1" }.into(),
         compressed,
         datatype: datatype_name(datatype).into(),
         datatype_code: header.datatype,
         bitpix: header.bitpix,
-        endianness: if is_big(&header) { "big" } else { "little" }.into(),
+        endianness: if big_endian { "big" } else { "little" }.into(),
         dim: raw_dims,
         scl_slope: slope,
         scl_inter: inter,
@@ -98,35 +99,29 @@ pub(crate) fn read_raw(path: &Path) -> Result<(Geometry, NiftiInfo, RawVoxels), 
         vox_offset: offset,
         description: text(&header.descrip),
     };
-    let big_endian = is_big(&header);
-    let raw = RawVoxels { bytes, offset, datatype, big_endian, slope, inter, count };
-    Ok((geometry, info, raw))
+    Ok((geometry, info, values))
 }
 
-/// The whole file, gunzipped when it starts with the gzip magic (whatever its name), and
-/// whether it was.
-fn read_maybe_gz(path: &Path) -> Result<(Vec<u8>, bool), Error> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    if !is_gz_bytes(&bytes) {
-        return Ok((bytes, false));
+/// The file's bytes as a stream: gunzipped when they start with the gzip magic (whatever
+/// the file's name).
+fn open_stream(bytes: &[u8]) -> Box<dyn Read + '_> {
+    if is_gz_bytes(bytes) {
+        Box::new(flate2::read::MultiGzDecoder::new(bytes))
+    } else {
+        Box::new(bytes)
     }
-    let mut out = Vec::with_capacity(gz_size_hint(&bytes));
-    flate2::read::MultiGzDecoder::new(&bytes[..])
-        .read_to_end(&mut out)
-        .map_err(|e| Error::Gzip { path: path.to_path_buf(), reason: e.to_string() })?;
-    Ok((out, true))
+}
+
+/// The first 348 bytes (or fewer, if the file is shorter; `parse_header` says so).
+fn read_head(path: &Path, stream: &mut dyn Read) -> Result<Vec<u8>, Error> {
+    let mut head = vec![0u8; 348];
+    let n = decode::fill(stream, &mut head).map_err(|e| decode::stream_error(path, e))?;
+    head.truncate(n);
+    Ok(head)
 }
 
 fn is_gz_bytes(bytes: &[u8]) -> bool {
     bytes.len() >= 2 && bytes[0] == 0x1f && bytes[1] == 0x8b
-}
-
-/// Capacity for the decompressed data from the gzip trailer (ISIZE, size mod 2^32), capped by
-/// deflate's maximum ratio so that a corrupt trailer cannot ask for absurd memory.
-fn gz_size_hint(bytes: &[u8]) -> usize {
-    let n = bytes.len();
-    let isize = u32::from_le_bytes([bytes[n - 4], bytes[n - 3], bytes[n - 2], bytes[n - 1]]);
-    (isize as usize).min(n.saturating_mul(1032))
 }
 
 fn parse_header(path: &Path, bytes: &[u8]) -> Result<NiftiHeader, Error> {

@@ -15,26 +15,53 @@ pub const GZIP_LEVEL: u32 = 1;
 
 const HEADER_LEN: usize = 352; // 348-byte header + 4 extension bytes (none)
 
-/// Voxel payload of a file to write: its NIfTI datatype code and bits per voxel.
-pub(crate) struct Payload<'a> {
-    pub datatype: i16,
-    pub bitpix: i16,
-    pub bytes: std::borrow::Cow<'a, [u8]>,
+/// Voxels to write, in a NIfTI datatype delinea writes.
+pub(crate) enum Payload<'a> {
+    /// `float32` images.
+    F32(&'a [f32]),
+    /// `uint8` label maps.
+    U8(&'a [u8]),
+}
+
+impl Payload<'_> {
+    fn datatype_bitpix(&self) -> (i16, i16) {
+        match self {
+            Payload::F32(_) => (16, 32),
+            Payload::U8(_) => (2, 8),
+        }
+    }
+
+    /// Writes the voxels little-endian, through a small reused buffer.
+    fn write_to(&self, w: &mut dyn Write) -> std::io::Result<()> {
+        match self {
+            Payload::U8(v) => w.write_all(v),
+            Payload::F32(v) => {
+                let mut buf = Vec::with_capacity(1 << 18);
+                for chunk in v.chunks(1 << 16) {
+                    buf.clear();
+                    buf.extend(chunk.iter().flat_map(|x| x.to_le_bytes()));
+                    w.write_all(&buf)?;
+                }
+                Ok(())
+            }
+        }
+    }
 }
 
 /// Writes `payload` on `geometry` to `path` atomically, gzipped when the name ends in `.gz`.
 pub(crate) fn write_nifti(path: &Path, geometry: &Geometry, payload: Payload) -> Result<(), Error> {
-    let header = encode_header(geometry, payload.datatype, payload.bitpix);
+    let (datatype, bitpix) = payload.datatype_bitpix();
+    let header = encode_header(geometry, datatype, bitpix);
     let gz = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("gz"));
     write_atomic(path, |w| {
         if gz {
             let mut enc = flate2::write::GzEncoder::new(w, flate2::Compression::new(GZIP_LEVEL));
             enc.write_all(&header)?;
-            enc.write_all(&payload.bytes)?;
+            payload.write_to(&mut enc)?;
             enc.finish()?.flush()
         } else {
             w.write_all(&header)?;
-            w.write_all(&payload.bytes)
+            payload.write_to(w)
         }
     })
     .map_err(|e| Error::io(path, e))
