@@ -28,6 +28,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         return Ok(());
     }
+    let read_only = args.iter().any(|a| a == "--read-only");
+    args.retain(|a| a != "--read-only");
     let out_dir = tempfile::tempdir()?;
     for file in args.iter().map(PathBuf::from) {
         let mut read_s = f64::INFINITY;
@@ -38,6 +40,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             read_s = read_s.min(t.elapsed().as_secs_f64());
         }
         let vol = vol.ok_or("no run")?;
+        if read_only {
+            println!("{{\"file\": {:?}, \"read_s\": {read_s}}}", file.display().to_string());
+            continue;
+        }
         let out = out_dir.path().join("out.nii.gz");
         let mut write_s = f64::INFINITY;
         for _ in 0..repeat {

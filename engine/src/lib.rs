@@ -8,6 +8,7 @@
 
 pub mod dataset;
 pub mod fsutil;
+pub mod mem;
 pub mod metrics;
 pub mod preprocess;
 pub mod schema;

@@ -26,7 +26,8 @@ pub(crate) fn stream(path: &Path, stream: &mut dyn Read, skip: usize, offset: us
         }
         left -= n;
     }
-    let mut out = vec![0f32; d.count];
+    let mut out = crate::mem::vec_with_capacity(d.count);
+    out.resize(d.count, 0f32);
     let mut done = 0;
     while done < d.count {
         let n = (d.count - done).min(CHUNK);
