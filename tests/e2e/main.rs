@@ -1,5 +1,6 @@
 //! End-to-end tests: one binary (each test binary links the whole engine in release).
 
 mod dataset; // delinea validate over manifests with every kind of problem
+mod synth; // delinea synth, then delinea validate on its manifest
 mod util;
 mod volume_io; // NIfTI reader/writer against nibabel's values, real files, corrupt files
