@@ -4,7 +4,8 @@ Setup (once, outside the repository):  python3 -m venv /tmp/nib && /tmp/nib/bin/
 Run from the repository root:          /tmp/nib/bin/python bench/io/bench.py [--repeat 5]
 
 Both sides read to float32 voxels (nibabel: get_fdata(dtype=float32)) and write float32
-.nii.gz at gzip level 1 (nibabel's default). Best of N runs each. delinea is timed by
+.nii.gz, each at its default gzip level (nibabel: zlib level 1; delinea: zlib-rs level 2); the
+last column compares the file sizes. Best of N runs each. delinea is timed by
 engine/benches/io.rs, built in release; RAYON_NUM_THREADS=1 and 2 are reported separately.
 """
 import argparse

@@ -28,6 +28,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         return Ok(());
     }
+    if args.first().map(String::as_str) == Some("--gzip-levels") {
+        // Diagnostic: time and size of each gzip level on the file's decompressed bytes.
+        use std::io::{Read, Write};
+        for file in &args[1..] {
+            let mut raw = Vec::new();
+            flate2::read::MultiGzDecoder::new(&std::fs::read(file)?[..]).read_to_end(&mut raw)?;
+            for level in 1..=6 {
+                let t = Instant::now();
+                let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(level));
+                enc.write_all(&raw)?;
+                let n = enc.finish()?.len();
+                let s = t.elapsed().as_secs_f64();
+                println!("{{\"file\": {file:?}, \"level\": {level}, \"seconds\": {s}, \"bytes\": {n}}}");
+            }
+        }
+        return Ok(());
+    }
     let read_only = args.iter().any(|a| a == "--read-only");
     args.retain(|a| a != "--read-only");
     let out_dir = tempfile::tempdir()?;
