@@ -13,6 +13,7 @@ pub fn schemas() -> Vec<(&'static str, Value)> {
         ("validation-report", schema_for!(crate::dataset::ValidationReport)),
         ("inspect", schema_for!(crate::volume::Inspection)),
         ("preprocessing", schema_for!(crate::preprocess::Preprocessing)),
+        ("synth-summary", schema_for!(crate::synth::Summary)),
     ];
     all.into_iter().map(|(name, s)| (name, s.to_value())).collect()
 }
