@@ -1,6 +1,7 @@
 //! End-to-end tests: one binary (each test binary links the whole engine in release).
 
 mod dataset; // delinea validate over manifests with every kind of problem
+mod metrics; // delinea metrics / evaluate / compare on small masks, empties, missing predictions
 mod synth; // delinea synth, then delinea validate on its manifest
 mod util;
 mod volume_io; // NIfTI reader/writer against nibabel's values, real files, corrupt files
