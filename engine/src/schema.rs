@@ -14,6 +14,7 @@ pub fn schemas() -> Vec<(&'static str, Value)> {
         ("inspect", schema_for!(crate::volume::Inspection)),
         ("preprocessing", schema_for!(crate::preprocess::Preprocessing)),
         ("synth-summary", schema_for!(crate::synth::Summary)),
+        ("metrics", schema_for!(crate::metrics::Metrics)),
     ];
     all.into_iter().map(|(name, s)| (name, s.to_value())).collect()
 }
@@ -43,6 +44,9 @@ mod tests {
                 drifted.push(path.display().to_string());
             }
         }
-        assert!(drifted.is_empty(), "schemas drifted from the types (rerun with DELINEA_UPDATE_SCHEMAS=1): {drifted:?}");
+        assert!(
+            drifted.is_empty(),
+            "schemas drifted from the types (rerun with DELINEA_UPDATE_SCHEMAS=1): {drifted:?}"
+        );
     }
 }

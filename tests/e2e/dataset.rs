@@ -46,13 +46,24 @@ fn validate_reports_every_problem_with_its_case() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|p| (p["case"].as_str().unwrap().to_string(), p["message"].as_str().unwrap().to_string()))
+        .map(|p| {
+            (
+                p["case"].as_str().unwrap().to_string(),
+                p["message"].as_str().unwrap().to_string(),
+            )
+        })
         .collect();
     let has = |case: &str, text: &str| problems.iter().any(|(c, m)| c == case && m.contains(text));
     assert!(has("no-image", "missing.nii.gz"), "{problems:?}");
-    assert!(has("off-grid", "other_gt.nii.gz") && has("off-grid", "dims"), "{problems:?}");
+    assert!(
+        has("off-grid", "other_gt.nii.gz") && has("off-grid", "dims"),
+        "{problems:?}"
+    );
     assert!(has("bad-gz", "corrupt or truncated gzip"), "{problems:?}");
-    assert!(has("bad-gz", "missing_gt.nii.gz"), "the labels of a case with a bad image are checked too: {problems:?}");
+    assert!(
+        has("bad-gz", "missing_gt.nii.gz"),
+        "the labels of a case with a bad image are checked too: {problems:?}"
+    );
     assert_eq!(problems.len(), 4, "{problems:?}");
     assert_eq!(report["cases"], 5);
     assert_eq!(report["counts"]["B"]["test"], 2);
@@ -84,12 +95,21 @@ fn structural_errors_are_listed_together_and_exit_2() {
     let out = delinea(&["validate", path.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
     let err = String::from_utf8_lossy(&out.stderr);
-    for text in ["manifest.json", "unknown centre \"Z\"", "unknown rater \"r9\"", "case id \"x\" appears twice"] {
+    for text in [
+        "manifest.json",
+        "unknown centre \"Z\"",
+        "unknown rater \"r9\"",
+        "case id \"x\" appears twice",
+    ] {
         assert!(err.contains(text), "{text}: {err}");
     }
     // Unknown fields and bad JSON name the line.
     std::fs::write(&path, r#"{"centres": [], "cases": [], "colour": 1}"#).unwrap();
     let out = delinea(&["validate", path.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown field `colour`"), "{}", describe(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("unknown field `colour`"),
+        "{}",
+        describe(&out)
+    );
 }

@@ -5,7 +5,10 @@ use std::process::{Command, Output};
 
 /// Runs the `delinea` binary with `args`.
 pub fn delinea(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_delinea")).args(args).output().expect("the delinea binary runs")
+    Command::new(env!("CARGO_BIN_EXE_delinea"))
+        .args(args)
+        .output()
+        .expect("the delinea binary runs")
 }
 
 /// The exit code and both streams of `out`, for assertion messages.
@@ -30,7 +33,10 @@ pub fn shared_data() -> Option<PathBuf> {
     if dir.is_dir() {
         Some(dir)
     } else {
-        println!("SKIPPED: {} is absent; the real-file reader checks need ../shared/data", dir.display());
+        println!(
+            "SKIPPED: {} is absent; the real-file reader checks need ../shared/data",
+            dir.display()
+        );
         None
     }
 }

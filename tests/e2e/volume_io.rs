@@ -21,16 +21,35 @@ fn fixtures_read_as_nibabel_reads_them() {
         let got = volume::inspect(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
         let shape: Vec<usize> = serde_json::from_value(want["shape"].clone()).unwrap();
         assert_eq!(got.dims.to_vec(), shape[..3].to_vec(), "{name}: dims");
-        assert_close(&got.spacing, &as_f64s(&want["zooms"]), 1e-7, &format!("{name}: spacing"));
+        assert_close(
+            &got.spacing,
+            &as_f64s(&want["zooms"]),
+            1e-7,
+            &format!("{name}: spacing"),
+        );
         let affine: Vec<f64> = got.affine.iter().flatten().copied().collect();
         let want_affine: Vec<f64> = want["affine"].as_array().unwrap().iter().flat_map(as_f64s).collect();
         assert_close(&affine, &want_affine, 1e-6, &format!("{name}: affine"));
-        assert_eq!(got.orientation, want["axcodes"].as_str().unwrap(), "{name}: orientation");
+        assert_eq!(
+            got.orientation,
+            want["axcodes"].as_str().unwrap(),
+            "{name}: orientation"
+        );
         assert_eq!(got.datatype, want["dtype"].as_str().unwrap(), "{name}: datatype");
         let n = (got.dims[0] * got.dims[1] * got.dims[2]) as f64;
-        assert_close(&[got.stats.mean * n], &[want["sum"].as_f64().unwrap()], 1e-6, &format!("{name}: sum"));
+        assert_close(
+            &[got.stats.mean * n],
+            &[want["sum"].as_f64().unwrap()],
+            1e-6,
+            &format!("{name}: sum"),
+        );
         let v = volume::read_volume(&path).unwrap();
-        assert_close(&[v.at(1, 2, 3) as f64], &[want["at_1_2_3"].as_f64().unwrap()], 1e-6, &format!("{name}: voxel"));
+        assert_close(
+            &[v.at(1, 2, 3) as f64],
+            &[want["at_1_2_3"].as_f64().unwrap()],
+            1e-6,
+            &format!("{name}: voxel"),
+        );
     }
 }
 
@@ -41,12 +60,60 @@ fn fixtures_read_as_nibabel_reads_them() {
 fn real_files_read_as_nibabel_reads_them() {
     let Some(data) = shared_data() else { return };
     let cases: [(&str, [usize; 3], [f64; 3], [f64; 4], &str, f64, usize); 6] = [
-        ("anatomical.nii", [33, 41, 25], [2.0, 2.0, 2.0], [-2.0, 2.0, 2.0, 32.0], "LAS", 8401.066725794532, 0),
-        ("reoriented_anat_moved.nii", [21, 26, 22], [4.0; 3], [4.0, 4.0, 4.0, -35.29789733886719], "RAS", 2725.588532230912, 0),
-        ("resampled_anat_moved.nii", [17, 21, 3], [4.0, 4.0, 8.0], [-4.0, 4.0, 8.0, 32.0], "LAS", 8442.21906172476, 153),
-        ("standard.nii.gz", [4, 5, 7], [1.0, 3.0, 2.0], [1.0, 3.0, 2.0, 0.0], "RAS", 54.642857142857146, 0),
-        ("gm_mask_3mm.nii.gz", [61, 73, 61], [3.0; 3], [3.0, 3.0, 3.0, -90.0], "RAS", 0.18786009063699918, 0),
-        ("MNI152_T1_3mm_brain_mask.nii.gz", [61, 73, 61], [3.0; 3], [3.0, 3.0, 3.0, -90.0], "RAS", 0.261455714143716, 0),
+        (
+            "anatomical.nii",
+            [33, 41, 25],
+            [2.0, 2.0, 2.0],
+            [-2.0, 2.0, 2.0, 32.0],
+            "LAS",
+            8401.066725794532,
+            0,
+        ),
+        (
+            "reoriented_anat_moved.nii",
+            [21, 26, 22],
+            [4.0; 3],
+            [4.0, 4.0, 4.0, -35.29789733886719],
+            "RAS",
+            2725.588532230912,
+            0,
+        ),
+        (
+            "resampled_anat_moved.nii",
+            [17, 21, 3],
+            [4.0, 4.0, 8.0],
+            [-4.0, 4.0, 8.0, 32.0],
+            "LAS",
+            8442.21906172476,
+            153,
+        ),
+        (
+            "standard.nii.gz",
+            [4, 5, 7],
+            [1.0, 3.0, 2.0],
+            [1.0, 3.0, 2.0, 0.0],
+            "RAS",
+            54.642857142857146,
+            0,
+        ),
+        (
+            "gm_mask_3mm.nii.gz",
+            [61, 73, 61],
+            [3.0; 3],
+            [3.0, 3.0, 3.0, -90.0],
+            "RAS",
+            0.18786009063699918,
+            0,
+        ),
+        (
+            "MNI152_T1_3mm_brain_mask.nii.gz",
+            [61, 73, 61],
+            [3.0; 3],
+            [3.0, 3.0, 3.0, -90.0],
+            "RAS",
+            0.261455714143716,
+            0,
+        ),
     ];
     for (name, dims, spacing, diag_and_x0, axcodes, mean, non_finite) in cases {
         let got = volume::inspect(&data.join("nifti").join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -83,7 +150,10 @@ fn real_files_delinea_refuses_are_refused_clearly() {
         let out = delinea(&["inspect", path.to_str().unwrap()]);
         assert_eq!(out.status.code(), Some(2), "{name}: {}", describe(&out));
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(stderr.contains(name.split('.').next().unwrap()) && stderr.contains(reason), "{name}: {stderr}");
+        assert!(
+            stderr.contains(name.split('.').next().unwrap()) && stderr.contains(reason),
+            "{name}: {stderr}"
+        );
     }
 }
 
@@ -127,18 +197,49 @@ fn corrupt_files_are_refused_with_the_file_and_the_reason() {
         (gz_truncated, "corrupt or truncated gzip"),
         (garbage_gz, "corrupt or truncated gzip"),
         (patched(d, "zero_dim.nii", |b| put_i16(b, 42, 0)), "dim[1]: found 0"),
-        (patched(d, "negative_dim.nii", |b| put_i16(b, 44, -3)), "dim[2]: found -3"),
+        (
+            patched(d, "negative_dim.nii", |b| put_i16(b, 44, -3)),
+            "dim[2]: found -3",
+        ),
         (patched(d, "dim0.nii", |b| put_i16(b, 40, 9)), "dim[0]"),
         (patched(d, "rgb.nii", |b| put_i16(b, 70, 128)), "datatype 128"),
         (patched(d, "complex.nii", |b| put_i16(b, 70, 32)), "datatype 32"),
         (patched(d, "bad_datatype.nii", |b| put_i16(b, 70, 999)), "datatype"),
-        (patched(d, "zero_spacing.nii", |b| b[80..84].copy_from_slice(&0f32.to_le_bytes())), "pixdim[1]"),
-        (patched(d, "negative_spacing.nii", |b| b[88..92].copy_from_slice(&(-2f32).to_le_bytes())), "pixdim[3]"),
-        (patched(d, "short_data.nii", |b| b.truncate(352 + 50)), "data shorter than the header says"),
-        (patched(d, "true_4d.nii", |b| { put_i16(b, 40, 4); put_i16(b, 48, 3) }), "4D image with 3 entries"),
-        (patched(d, "nifti2.nii", |b| b[0..4].copy_from_slice(&540i32.to_le_bytes())), "NIfTI-2"),
-        (patched(d, "not_nifti.nii", |b| b[0..4].copy_from_slice(b"abcd")), "not a NIfTI-1 file"),
-        (patched(d, "tiny.nii", |b| b.truncate(100)), "shorter than a NIfTI-1 header"),
+        (
+            patched(d, "zero_spacing.nii", |b| {
+                b[80..84].copy_from_slice(&0f32.to_le_bytes())
+            }),
+            "pixdim[1]",
+        ),
+        (
+            patched(d, "negative_spacing.nii", |b| {
+                b[88..92].copy_from_slice(&(-2f32).to_le_bytes())
+            }),
+            "pixdim[3]",
+        ),
+        (
+            patched(d, "short_data.nii", |b| b.truncate(352 + 50)),
+            "data shorter than the header says",
+        ),
+        (
+            patched(d, "true_4d.nii", |b| {
+                put_i16(b, 40, 4);
+                put_i16(b, 48, 3)
+            }),
+            "4D image with 3 entries",
+        ),
+        (
+            patched(d, "nifti2.nii", |b| b[0..4].copy_from_slice(&540i32.to_le_bytes())),
+            "NIfTI-2",
+        ),
+        (
+            patched(d, "not_nifti.nii", |b| b[0..4].copy_from_slice(b"abcd")),
+            "not a NIfTI-1 file",
+        ),
+        (
+            patched(d, "tiny.nii", |b| b.truncate(100)),
+            "shorter than a NIfTI-1 header",
+        ),
         (d.join("missing.nii"), "No such file"),
     ];
     for (path, reason) in cases {
@@ -183,7 +284,10 @@ fn a_label_map_off_its_image_grid_names_both_files() {
         let labels = dir.path().join("labels.nii.gz");
         volume::write_label_map(&labels, &LabelMap::zeros(geometry)).unwrap();
         let err = volume::read_label_map_for(&labels, &image, &g).unwrap_err().to_string();
-        assert!(err.contains("labels.nii.gz") && err.contains("image.nii.gz") && err.contains(what), "{err}");
+        assert!(
+            err.contains("labels.nii.gz") && err.contains("image.nii.gz") && err.contains(what),
+            "{err}"
+        );
     }
     // Within tolerance (1e-3 mm) is the same grid.
     let mut nudged = g.clone();
@@ -199,7 +303,16 @@ fn inspect_json_has_the_documented_keys() {
     let out = delinea(&["inspect", "--json", path.to_str().unwrap()]);
     assert!(out.status.success(), "{}", describe(&out));
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    for key in ["dims", "spacing", "affine", "datatype", "orientation", "endianness", "stats", "header"] {
+    for key in [
+        "dims",
+        "spacing",
+        "affine",
+        "datatype",
+        "orientation",
+        "endianness",
+        "stats",
+        "header",
+    ] {
         assert!(v.get(key).is_some(), "missing {key}: {v}");
     }
     assert_eq!(v["affine"].as_array().unwrap().len(), 4);

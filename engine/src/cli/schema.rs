@@ -36,5 +36,9 @@ pub fn run(args: Args, global: Global) -> anyhow::Result<ExitStatus> {
             }
         }
     }
-    Ok(if stale == 0 { ExitStatus::Success } else { ExitStatus::Failure })
+    Ok(if stale == 0 {
+        ExitStatus::Success
+    } else {
+        ExitStatus::Failure
+    })
 }

@@ -39,5 +39,9 @@ pub fn run(args: Args, global: Global) -> anyhow::Result<ExitStatus> {
             }
         }
     }
-    Ok(if report.is_ok() { ExitStatus::Success } else { ExitStatus::Failure })
+    Ok(if report.is_ok() {
+        ExitStatus::Success
+    } else {
+        ExitStatus::Failure
+    })
 }

@@ -117,16 +117,27 @@ pub struct Manifest {
 impl Manifest {
     /// Reads and checks `path` (structure only: [`super::validate`] reads the volumes).
     pub fn load(path: &Path) -> Result<Manifest, Error> {
-        let text = std::fs::read_to_string(path).map_err(|cause| Error::Io { path: path.into(), cause })?;
-        let mut file: ManifestFile =
-            serde_json::from_str(&text).map_err(|cause| Error::Json { path: path.into(), cause })?;
+        let text = std::fs::read_to_string(path).map_err(|cause| Error::Io {
+            path: path.into(),
+            cause,
+        })?;
+        let mut file: ManifestFile = serde_json::from_str(&text).map_err(|cause| Error::Json {
+            path: path.into(),
+            cause,
+        })?;
         let problems = file.problems();
         if !problems.is_empty() {
-            return Err(Error::Invalid { path: path.into(), problems });
+            return Err(Error::Invalid {
+                path: path.into(),
+                problems,
+            });
         }
         let root = path.parent().unwrap_or(Path::new("."));
         file.resolve_paths(root);
-        Ok(Manifest { path: path.to_path_buf(), file })
+        Ok(Manifest {
+            path: path.to_path_buf(),
+            file,
+        })
     }
 
     /// The cases, in file order.
@@ -171,7 +182,11 @@ impl ManifestFile {
             if !centres.contains(case.centre.as_str()) {
                 out.push(format!("case {}: unknown centre {:?}", case.id, case.centre));
             }
-            for r in case.labels.keys().filter(|r| !raters.is_empty() && !raters.contains(r.as_str())) {
+            for r in case
+                .labels
+                .keys()
+                .filter(|r| !raters.is_empty() && !raters.contains(r.as_str()))
+            {
                 out.push(format!("case {}: label by unknown rater {r:?}", case.id));
             }
         }
@@ -189,8 +204,14 @@ impl ManifestFile {
 
     /// Writes the manifest as pretty JSON, atomically.
     pub fn write(&self, path: &Path) -> Result<(), Error> {
-        let json = serde_json::to_string_pretty(self).map_err(|cause| Error::Json { path: path.into(), cause })?;
-        crate::fsutil::write_bytes_atomic(path, json.as_bytes()).map_err(|cause| Error::Io { path: path.into(), cause })
+        let json = serde_json::to_string_pretty(self).map_err(|cause| Error::Json {
+            path: path.into(),
+            cause,
+        })?;
+        crate::fsutil::write_bytes_atomic(path, json.as_bytes()).map_err(|cause| Error::Io {
+            path: path.into(),
+            cause,
+        })
     }
 }
 

@@ -47,28 +47,43 @@ pub fn validate(manifest: &Manifest) -> ValidationReport {
     let problems: Vec<Problem> = cases.par_iter().flat_map_iter(check_case).collect();
     let mut counts: BTreeMap<String, BTreeMap<String, usize>> = BTreeMap::new();
     for c in cases {
-        *counts.entry(c.centre.clone()).or_default().entry(c.split.to_string()).or_default() += 1;
+        *counts
+            .entry(c.centre.clone())
+            .or_default()
+            .entry(c.split.to_string())
+            .or_default() += 1;
     }
     let labels = cases.iter().map(|c| c.labels.len()).sum();
-    ValidationReport { cases: cases.len(), labels, counts, problems }
+    ValidationReport {
+        cases: cases.len(),
+        labels,
+        counts,
+        problems,
+    }
 }
 
 fn check_case(case: &CaseEntry) -> Vec<Problem> {
     let image = match volume::read_volume(&case.image) {
         Ok(v) => v.geometry,
         Err(e) => {
-            let first = Problem { case: case.id.clone(), file: case.image.clone(), message: e.to_string() };
+            let first = Problem {
+                case: case.id.clone(),
+                file: case.image.clone(),
+                message: e.to_string(),
+            };
             return std::iter::once(first).chain(labels_only(case)).collect();
         }
     };
     case.labels
         .iter()
         .filter_map(|(rater, path)| {
-            volume::read_label_map_for(path, &case.image, &image).err().map(|e| Problem {
-                case: case.id.clone(),
-                file: path.clone(),
-                message: format!("label by {rater}: {e}"),
-            })
+            volume::read_label_map_for(path, &case.image, &image)
+                .err()
+                .map(|e| Problem {
+                    case: case.id.clone(),
+                    file: path.clone(),
+                    message: format!("label by {rater}: {e}"),
+                })
         })
         .collect()
 }

@@ -115,7 +115,9 @@ pub enum Error {
 }
 
 /// How the comparison of two masks turned out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     /// Both masks are non-empty.
@@ -165,43 +167,55 @@ impl Default for Options {
 
 /// Metrics of one prediction against one ground truth. `None` = undefined (JSON `null`,
 /// CSV empty field); `Some(f64::INFINITY)` = infinite (JSON and CSV `"inf"`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Metrics {
     /// Dice similarity coefficient `2|P n G| / (|P| + |G|)`.
     #[serde(serialize_with = "ser_value")]
+    #[schemars(schema_with = "metric_value_schema")]
     pub dsc: Option<f64>,
     /// Jaccard index `|P n G| / |P u G|`.
     #[serde(serialize_with = "ser_value")]
+    #[schemars(schema_with = "metric_value_schema")]
     pub iou: Option<f64>,
     /// `|P n G| / |G|` (undefined without ground truth).
     #[serde(serialize_with = "ser_value")]
+    #[schemars(schema_with = "metric_value_schema")]
     pub sensitivity: Option<f64>,
     /// `|P n G| / |P|` (undefined without prediction).
     #[serde(serialize_with = "ser_value")]
+    #[schemars(schema_with = "metric_value_schema")]
     pub precision: Option<f64>,
     /// Signed relative volume difference `(|P| - |G|) / |G|`.
     #[serde(serialize_with = "ser_value")]
+    #[schemars(schema_with = "metric_value_schema")]
     pub rvd: Option<f64>,
     /// Hausdorff distance, mm.
     #[serde(serialize_with = "ser_value")]
+    #[schemars(schema_with = "metric_value_schema")]
     pub hd: Option<f64>,
     /// 95th percentile of both directions pooled (medpy), mm.
     #[serde(serialize_with = "ser_value")]
+    #[schemars(schema_with = "metric_value_schema")]
     pub hd95: Option<f64>,
     /// Larger of the two directed 95th percentiles (MONAI), mm.
     #[serde(serialize_with = "ser_value")]
+    #[schemars(schema_with = "metric_value_schema")]
     pub hd95_max: Option<f64>,
     /// Mean of both directions' distances pooled (MONAI), mm.
     #[serde(serialize_with = "ser_value")]
+    #[schemars(schema_with = "metric_value_schema")]
     pub assd: Option<f64>,
     /// Mean distance from the prediction's surface to the ground truth's, mm.
     #[serde(serialize_with = "ser_value")]
+    #[schemars(schema_with = "metric_value_schema")]
     pub asd_pred_to_gt: Option<f64>,
     /// Mean distance from the ground truth's surface to the prediction's, mm.
     #[serde(serialize_with = "ser_value")]
+    #[schemars(schema_with = "metric_value_schema")]
     pub asd_gt_to_pred: Option<f64>,
     /// Normalised surface distance at [`Metrics::tolerance_mm`].
     #[serde(serialize_with = "ser_value")]
+    #[schemars(schema_with = "metric_value_schema")]
     pub nsd: Option<f64>,
     /// How the comparison turned out.
     pub outcome: Outcome,
@@ -262,6 +276,14 @@ impl Metrics {
             _ => return None,
         })
     }
+}
+
+/// The JSON Schema of a value written by [`ser_value`]: a number, `"inf"`/`"-inf"`, or null.
+fn metric_value_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "anyOf": [{"type": "number"}, {"enum": ["inf", "-inf"]}, {"type": "null"}],
+        "description": "a number; \"inf\" when one mask is empty; null when undefined"
+    })
 }
 
 /// Serialises `None` as `null`, infinities as `"inf"`/`"-inf"`, numbers as numbers.

@@ -46,7 +46,12 @@ pub struct Preprocessing {
 
 impl Default for Preprocessing {
     fn default() -> Self {
-        Preprocessing { clip_quantile: 0.99, slice_size: 256, image_interp: Interp::Linear, target_spacing: None }
+        Preprocessing {
+            clip_quantile: 0.99,
+            slice_size: 256,
+            image_interp: Interp::Linear,
+            target_spacing: None,
+        }
     }
 }
 
@@ -81,7 +86,16 @@ pub fn prepare(volume: &Volume, p: &Preprocessing) -> Prepared {
     let (mean, std) = zscore(&mut working.data);
     let slices = to_slices(&working, p.slice_size, p.image_interp);
     let n_slices = working.geometry.dims[2];
-    Prepared { slices, size: p.slice_size, n_slices, original: volume.geometry.clone(), working: working.geometry, clip, mean, std }
+    Prepared {
+        slices,
+        size: p.slice_size,
+        n_slices,
+        original: volume.geometry.clone(),
+        working: working.geometry,
+        clip,
+        mean,
+        std,
+    }
 }
 
 /// A label map cut into `[n_slices, size, size]` slices on the grid of `prepared`.
@@ -89,7 +103,15 @@ pub fn prepare_labels(labels: &LabelMap, prepared: &Prepared) -> Vec<u8> {
     let working = if labels.geometry.dims == prepared.working.dims {
         labels.clone()
     } else {
-        Image { geometry: prepared.working.clone(), data: resize3(&labels.data, labels.geometry.dims, prepared.working.dims, Interp::Nearest) }
+        Image {
+            geometry: prepared.working.clone(),
+            data: resize3(
+                &labels.data,
+                labels.geometry.dims,
+                prepared.working.dims,
+                Interp::Nearest,
+            ),
+        }
     };
     to_slices(&working, prepared.size, Interp::Nearest)
 }
@@ -99,8 +121,16 @@ impl Prepared {
     /// brought back to the original grid.
     pub fn restore<T: Sample + Default>(&self, slices: &[T], interp: Interp) -> Image<T> {
         let d = self.working.dims;
-        let data = resize3(slices, [self.size, self.size, self.n_slices], [d[0], d[1], d[2]], interp);
-        let on_working = Image { geometry: self.working.clone(), data };
+        let data = resize3(
+            slices,
+            [self.size, self.size, self.n_slices],
+            [d[0], d[1], d[2]],
+            interp,
+        );
+        let on_working = Image {
+            geometry: self.working.clone(),
+            data,
+        };
         if self.working == self.original {
             on_working
         } else {
@@ -111,7 +141,12 @@ impl Prepared {
 
 /// Axial slices of `image` resized to `size` × `size`: `[nz, size, size]`.
 pub fn to_slices<T: Sample>(image: &Image<T>, size: usize, interp: Interp) -> Vec<T> {
-    resize3(&image.data, image.geometry.dims, [size, size, image.geometry.dims[2]], interp)
+    resize3(
+        &image.data,
+        image.geometry.dims,
+        [size, size, image.geometry.dims[2]],
+        interp,
+    )
 }
 
 #[cfg(test)]
@@ -123,7 +158,13 @@ mod tests {
         let g = Geometry::axis_aligned([30, 20, 4], [0.8, 0.8, 3.0]);
         let labels = LabelMap::from_vec(g.clone(), (0..g.len()).map(|v| ((v / 7) % 2) as u8).collect()).unwrap();
         let vol = Volume::from_vec(g.clone(), vec![1.0; g.len()]).unwrap();
-        let p = prepare(&vol, &Preprocessing { slice_size: 64, ..Default::default() });
+        let p = prepare(
+            &vol,
+            &Preprocessing {
+                slice_size: 64,
+                ..Default::default()
+            },
+        );
         let s = prepare_labels(&labels, &p);
         assert_eq!(s.len(), 4 * 64 * 64);
         assert_eq!(p.restore(&s, Interp::Nearest), labels);
@@ -133,7 +174,14 @@ mod tests {
     fn resampling_round_trip_lands_on_the_original_grid() {
         let g = Geometry::axis_aligned([12, 10, 5], [1.0, 1.0, 3.0]);
         let vol = Volume::from_vec(g.clone(), (0..g.len()).map(|v| v as f32).collect()).unwrap();
-        let p = prepare(&vol, &Preprocessing { slice_size: 16, target_spacing: Some([1.0, 1.0, 1.0]), ..Default::default() });
+        let p = prepare(
+            &vol,
+            &Preprocessing {
+                slice_size: 16,
+                target_spacing: Some([1.0, 1.0, 1.0]),
+                ..Default::default()
+            },
+        );
         assert_eq!(p.working.dims, [12, 10, 15]);
         let back = p.restore(&p.slices, Interp::Linear);
         assert_eq!(back.geometry, g);

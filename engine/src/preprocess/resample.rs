@@ -6,6 +6,7 @@ use crate::volume::{Geometry, Image};
 /// The grid `g` becomes when resampled to about `target` mm: dims rounded to the nearest
 /// integer (at least 1), spacing adjusted so the field of view is unchanged, and the affine
 /// moved so that voxel centres follow the half-pixel convention of [`super::resize`].
+#[allow(clippy::needless_range_loop)] // matrix arithmetic reads best with indices
 pub fn resampled_geometry(g: &Geometry, target: [f64; 3]) -> Geometry {
     let mut dims = [0usize; 3];
     let mut affine = g.affine;
@@ -36,7 +37,10 @@ pub fn resample<T: Sample>(image: &Image<T>, target: [f64; 3], interp: Interp) -
 /// `image` (on a resampled grid) brought back onto `original`.
 pub fn restore<T: Sample>(image: &Image<T>, original: &Geometry, interp: Interp) -> Image<T> {
     let data = resize3(&image.data, image.geometry.dims, original.dims, interp);
-    Image { geometry: original.clone(), data }
+    Image {
+        geometry: original.clone(),
+        data,
+    }
 }
 
 #[cfg(test)]
@@ -61,7 +65,10 @@ mod tests {
     fn labels_survive_a_round_trip_to_a_finer_grid() {
         let g = Geometry::axis_aligned([6, 5, 3], [1.0, 1.0, 4.0]);
         let data: Vec<u8> = (0..g.len()).map(|v| (v % 3) as u8).collect();
-        let img = Image { geometry: g.clone(), data };
+        let img = Image {
+            geometry: g.clone(),
+            data,
+        };
         let fine = resample(&img, [0.5, 0.5, 1.0], Interp::Nearest);
         assert_eq!(fine.geometry.dims, [12, 10, 12]);
         assert_eq!(restore(&fine, &g, Interp::Nearest), img);

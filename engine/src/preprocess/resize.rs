@@ -126,6 +126,9 @@ mod tests {
         // dims [2, 3, 1]: y resized 3 -> 6 keeps x rows intact.
         let data: Vec<f32> = vec![0.0, 1.0, 10.0, 11.0, 20.0, 21.0];
         let out = resize_axis(&data, [2, 3, 1], 1, 6, Interp::Nearest);
-        assert_eq!(out, vec![0.0, 1.0, 0.0, 1.0, 10.0, 11.0, 10.0, 11.0, 20.0, 21.0, 20.0, 21.0]);
+        assert_eq!(
+            out,
+            vec![0.0, 1.0, 0.0, 1.0, 10.0, 11.0, 10.0, 11.0, 20.0, 21.0, 20.0, 21.0]
+        );
     }
 }

@@ -51,7 +51,9 @@ pub enum Error {
         expected: String,
     },
     /// Fewer data bytes than the header promises.
-    #[error("{path}: data shorter than the header says: {expected} bytes expected after offset {offset}, {found} found")]
+    #[error(
+        "{path}: data shorter than the header says: {expected} bytes expected after offset {offset}, {found} found"
+    )]
     Truncated {
         /// The file holding the voxel data.
         path: PathBuf,
@@ -90,6 +92,9 @@ pub enum Error {
 
 impl Error {
     pub(crate) fn io(path: &std::path::Path, cause: std::io::Error) -> Error {
-        Error::Io { path: path.to_path_buf(), cause }
+        Error::Io {
+            path: path.to_path_buf(),
+            cause,
+        }
     }
 }

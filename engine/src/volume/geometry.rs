@@ -107,9 +107,7 @@ impl Geometry {
                 let (a, b) = (self.affine[r][c], other.affine[r][c]);
                 let scale = if c < 3 { self.spacing[c].max(1.0) } else { 1.0 };
                 if (a - b).abs() > GRID_TOLERANCE * scale {
-                    return Some(format!(
-                        "affine[{r}][{c}] {a} vs {b} (tolerance {GRID_TOLERANCE})"
-                    ));
+                    return Some(format!("affine[{r}][{c}] {a} vs {b} (tolerance {GRID_TOLERANCE})"));
                 }
             }
         }

@@ -51,7 +51,10 @@ impl LabelMap {
     /// A binary copy: 1 where `label` is selected, else 0.
     pub fn binary(&self, label: Option<u8>) -> LabelMap {
         let data = self.data.iter().map(|v| selects(*v, label) as u8).collect();
-        Image { geometry: self.geometry.clone(), data }
+        Image {
+            geometry: self.geometry.clone(),
+            data,
+        }
     }
 }
 

@@ -23,6 +23,6 @@ pub use error::Error;
 pub use geometry::{Affine, Geometry, GRID_TOLERANCE};
 pub use image::{selects, Image, LabelMap, Volume};
 pub use nifti::{
-    check_same_grid, inspect, Inspection, Stats, read_label_map, read_label_map_for, read_volume, read_volume_with_info,
-    write_label_map, write_volume, NiftiInfo, ReadVolume,
+    check_same_grid, inspect, read_label_map, read_label_map_for, read_volume, read_volume_with_info, write_label_map,
+    write_volume, Inspection, NiftiInfo, ReadVolume, Stats,
 };

@@ -14,7 +14,13 @@ const CHUNK: usize = 1 << 16;
 
 /// Skips `skip` bytes of `stream`, then decodes `d.count` voxels. `offset` (where the data
 /// starts in the file) is only for error messages.
-pub(crate) fn stream(path: &Path, stream: &mut dyn Read, skip: usize, offset: usize, d: &Decoding) -> Result<Vec<f32>, Error> {
+pub(crate) fn stream(
+    path: &Path,
+    stream: &mut dyn Read,
+    skip: usize,
+    offset: usize,
+    d: &Decoding,
+) -> Result<Vec<f32>, Error> {
     let size = d.datatype.size_of();
     let mut buf = vec![0u8; CHUNK * size];
     let mut left = skip;
@@ -22,7 +28,12 @@ pub(crate) fn stream(path: &Path, stream: &mut dyn Read, skip: usize, offset: us
         let n = left.min(buf.len());
         let got = fill(stream, &mut buf[..n]).map_err(|e| stream_error(path, e))?;
         if got < n {
-            return Err(Error::Truncated { path: path.to_path_buf(), offset, expected: d.count * size, found: 0 });
+            return Err(Error::Truncated {
+                path: path.to_path_buf(),
+                offset,
+                expected: d.count * size,
+                found: 0,
+            });
         }
         left -= n;
     }
@@ -34,7 +45,12 @@ pub(crate) fn stream(path: &Path, stream: &mut dyn Read, skip: usize, offset: us
         let got = fill(stream, &mut buf[..n * size]).map_err(|e| stream_error(path, e))?;
         if got < n * size {
             let found = done * size + got;
-            return Err(Error::Truncated { path: path.to_path_buf(), offset, expected: d.count * size, found });
+            return Err(Error::Truncated {
+                path: path.to_path_buf(),
+                offset,
+                expected: d.count * size,
+                found,
+            });
         }
         let dst = &mut out[done..done + n];
         decode_chunk(&buf[..n * size], dst, d.datatype, d.big_endian);
@@ -64,9 +80,10 @@ pub(crate) fn fill(stream: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
 /// from the gzip decoder.
 pub(crate) fn stream_error(path: &Path, e: io::Error) -> Error {
     match e.kind() {
-        io::ErrorKind::InvalidInput | io::ErrorKind::InvalidData | io::ErrorKind::UnexpectedEof => {
-            Error::Gzip { path: path.to_path_buf(), reason: e.to_string() }
-        }
+        io::ErrorKind::InvalidInput | io::ErrorKind::InvalidData | io::ErrorKind::UnexpectedEof => Error::Gzip {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        },
         _ => Error::io(path, e),
     }
 }
@@ -76,7 +93,11 @@ macro_rules! decode_as {
         for (d, c) in $dst.iter_mut().zip($src.chunks_exact($n)) {
             let mut a = [0u8; $n];
             a.copy_from_slice(c);
-            *d = if $big { <$t>::from_be_bytes(a) } else { <$t>::from_le_bytes(a) } as f32;
+            *d = if $big {
+                <$t>::from_be_bytes(a)
+            } else {
+                <$t>::from_le_bytes(a)
+            } as f32;
         }
     }};
 }

@@ -58,7 +58,9 @@ pub struct Stats {
 /// Reads `path` and describes it.
 pub fn inspect(path: &Path) -> Result<Inspection, Error> {
     let (g, info, values) = read::read_decoded(path)?;
-    let stats = stats(&values).ok_or_else(|| Error::AllNonFinite { path: path.to_path_buf() })?;
+    let stats = stats(&values).ok_or_else(|| Error::AllNonFinite {
+        path: path.to_path_buf(),
+    })?;
     Ok(Inspection {
         path: path.to_path_buf(),
         dims: g.dims,

@@ -45,13 +45,20 @@ pub fn read_volume(path: &Path) -> Result<Volume, Error> {
 pub fn read_volume_with_info(path: &Path) -> Result<ReadVolume, Error> {
     let (geometry, info, mut data) = read::read_decoded(path)?;
     // Integers scaled by a finite slope below ~1e19 stay finite in f32: skip the scan.
-    let may_be_non_finite = info.datatype.starts_with("float") || info.scl_slope.abs() > 1e19 || info.scl_inter.abs() > 1e30;
+    let may_be_non_finite =
+        info.datatype.starts_with("float") || info.scl_slope.abs() > 1e19 || info.scl_inter.abs() > 1e30;
     let non_finite = if may_be_non_finite {
-        replace_non_finite(&mut data).ok_or_else(|| Error::AllNonFinite { path: path.to_path_buf() })?
+        replace_non_finite(&mut data).ok_or_else(|| Error::AllNonFinite {
+            path: path.to_path_buf(),
+        })?
     } else {
         0
     };
-    Ok(ReadVolume { volume: Image { geometry, data }, info, non_finite })
+    Ok(ReadVolume {
+        volume: Image { geometry, data },
+        info,
+        non_finite,
+    })
 }
 
 /// Reads a label map: every voxel must be an integer in 0..=255 after scaling.
@@ -83,7 +90,11 @@ pub fn read_label_map_for(labels: &Path, image: &Path, image_geometry: &Geometry
 pub fn check_same_grid(a: &Path, ga: &Geometry, b: &Path, gb: &Geometry) -> Result<(), Error> {
     match ga.mismatch(gb) {
         None => Ok(()),
-        Some(detail) => Err(Error::GeometryMismatch { image: a.to_path_buf(), labels: b.to_path_buf(), detail }),
+        Some(detail) => Err(Error::GeometryMismatch {
+            image: a.to_path_buf(),
+            labels: b.to_path_buf(),
+            detail,
+        }),
     }
 }
 
@@ -171,6 +182,9 @@ mod tests {
         assert_eq!(r.non_finite, 2);
         assert_eq!(r.volume.data, vec![-1.0, 2.0, 2.0, -1.0]);
         let lab = read_label_map(&p).unwrap_err().to_string();
-        assert!(lab.contains("nan.nii") && lab.contains("voxel (0, 0, 0) is NaN"), "{lab}");
+        assert!(
+            lab.contains("nan.nii") && lab.contains("voxel (0, 0, 0) is NaN"),
+            "{lab}"
+        );
     }
 }

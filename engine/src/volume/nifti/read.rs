@@ -72,16 +72,28 @@ pub(crate) fn read_decoded(path: &Path) -> Result<(Geometry, NiftiInfo, Vec<f32>
     let geometry = Geometry { dims, spacing, affine };
     let (slope, inter) = scaling(&header);
     let big_endian = is_big(&header);
-    let decoding = Decoding { datatype, big_endian, slope, inter, count: geometry.len() };
+    let decoding = Decoding {
+        datatype,
+        big_endian,
+        slope,
+        inter,
+        count: geometry.len(),
+    };
     let (offset, values) = if pair {
         let img = pair_image_path(path)?;
         let img_file = std::fs::read(&img).map_err(|e| Error::io(&img, e))?;
         let offset = header.vox_offset.max(0.0) as usize;
         let mut img_stream = open_stream(&img_file);
-        (offset, decode::stream(&img, &mut img_stream, offset, offset, &decoding)?)
+        (
+            offset,
+            decode::stream(&img, &mut img_stream, offset, offset, &decoding)?,
+        )
     } else {
         let offset = vox_offset(path, &header)?;
-        (offset, decode::stream(path, &mut stream, offset - head.len(), offset, &decoding)?)
+        (
+            offset,
+            decode::stream(path, &mut stream, offset - head.len(), offset, &decoding)?,
+        )
     };
     let info = NiftiInfo {
         format: if pair { "nifti1-pair" } else { "nifti1" }.into(),
@@ -125,9 +137,15 @@ fn is_gz_bytes(bytes: &[u8]) -> bool {
 }
 
 fn parse_header(path: &Path, bytes: &[u8]) -> Result<NiftiHeader, Error> {
-    let not = |reason: String| Error::NotNifti { path: path.to_path_buf(), reason };
+    let not = |reason: String| Error::NotNifti {
+        path: path.to_path_buf(),
+        reason,
+    };
     if bytes.len() < 348 {
-        return Err(not(format!("{} bytes, shorter than a NIfTI-1 header (348)", bytes.len())));
+        return Err(not(format!(
+            "{} bytes, shorter than a NIfTI-1 header (348)",
+            bytes.len()
+        )));
     }
     let first = [bytes[0], bytes[1], bytes[2], bytes[3]];
     let sizes = [i32::from_le_bytes(first), i32::from_be_bytes(first)];
@@ -138,11 +156,24 @@ fn parse_header(path: &Path, bytes: &[u8]) -> Result<NiftiHeader, Error> {
         });
     }
     if !sizes.contains(&348) {
-        return Err(not(format!("sizeof_hdr is {} (expected 348){}", sizes[0], format_hint(bytes))));
+        return Err(not(format!(
+            "sizeof_hdr is {} (expected 348){}",
+            sizes[0],
+            format_hint(bytes)
+        )));
     }
-    let dim0 = if sizes[0] == 348 { i16::from_le_bytes([bytes[40], bytes[41]]) } else { i16::from_be_bytes([bytes[40], bytes[41]]) };
+    let dim0 = if sizes[0] == 348 {
+        i16::from_le_bytes([bytes[40], bytes[41]])
+    } else {
+        i16::from_be_bytes([bytes[40], bytes[41]])
+    };
     if !(1..=7).contains(&dim0) {
-        return Err(Error::BadHeader { path: path.to_path_buf(), field: "dim[0]", found: dim0.to_string(), expected: "1 to 7".into() });
+        return Err(Error::BadHeader {
+            path: path.to_path_buf(),
+            field: "dim[0]",
+            found: dim0.to_string(),
+            expected: "1 to 7".into(),
+        });
     }
     match NiftiHeader::from_reader(bytes) {
         Ok(h) => Ok(h),
@@ -161,7 +192,10 @@ fn format_hint(bytes: &[u8]) -> &'static str {
         ": looks like DICOM"
     } else if bytes.starts_with(&[0, 0, 0, 1]) {
         ": looks like FreeSurfer MGH/MGZ"
-    } else if bytes[..64].iter().all(|b| b.is_ascii_graphic() || b.is_ascii_whitespace()) {
+    } else if bytes[..64]
+        .iter()
+        .all(|b| b.is_ascii_graphic() || b.is_ascii_whitespace())
+    {
         ": looks like a text file (Philips PAR?)"
     } else {
         ""
@@ -170,10 +204,16 @@ fn format_hint(bytes: &[u8]) -> &'static str {
 
 fn check_datatype(path: &Path, h: &NiftiHeader) -> Result<NiftiType, Error> {
     use NiftiType::*;
-    let unsupported = |what: String| Error::Unsupported { path: path.to_path_buf(), what };
+    let unsupported = |what: String| Error::Unsupported {
+        path: path.to_path_buf(),
+        what,
+    };
     match h.data_type() {
         Ok(t @ (Uint8 | Int8 | Int16 | Uint16 | Int32 | Uint32 | Int64 | Uint64 | Float32 | Float64)) => Ok(t),
-        Ok(t) => Err(unsupported(format!("datatype {} ({:?}): only integer and real scalar voxels", h.datatype, t))),
+        Ok(t) => Err(unsupported(format!(
+            "datatype {} ({:?}): only integer and real scalar voxels",
+            h.datatype, t
+        ))),
         Err(_) => Err(Error::BadHeader {
             path: path.to_path_buf(),
             field: "datatype",
@@ -185,6 +225,7 @@ fn check_datatype(path: &Path, h: &NiftiHeader) -> Result<NiftiType, Error> {
 
 /// The 3D grid size, and the raw `dim[1..=dim[0]]`. A trailing singleton 4th (or higher)
 /// dimension is accepted; a 2D image is one slice.
+#[allow(clippy::needless_range_loop)] // dim[d] and its field name share the index
 fn grid_dims(path: &Path, h: &NiftiHeader) -> Result<([usize; 3], Vec<usize>), Error> {
     let bad = |field, found: String, expected: &str| Error::BadHeader {
         path: path.to_path_buf(),
@@ -207,13 +248,20 @@ fn grid_dims(path: &Path, h: &NiftiHeader) -> Result<([usize; 3], Vec<usize>), E
     if let Some(extra) = raw.iter().skip(3).position(|v| *v > 1) {
         return Err(Error::Unsupported {
             path: path.to_path_buf(),
-            what: format!("{}D image with {} entries along dim[{}]: delinea reads 3D volumes; split it first", nd, raw[3 + extra], 4 + extra),
+            what: format!(
+                "{}D image with {} entries along dim[{}]: delinea reads 3D volumes; split it first",
+                nd,
+                raw[3 + extra],
+                4 + extra
+            ),
         });
     }
     Ok(([raw[0], raw[1], raw.get(2).copied().unwrap_or(1)], raw))
 }
 
-const DIM_FIELDS: [&str; 8] = ["dim[0]", "dim[1]", "dim[2]", "dim[3]", "dim[4]", "dim[5]", "dim[6]", "dim[7]"];
+const DIM_FIELDS: [&str; 8] = [
+    "dim[0]", "dim[1]", "dim[2]", "dim[3]", "dim[4]", "dim[5]", "dim[6]", "dim[7]",
+];
 const PIXDIM_FIELDS: [&str; 4] = ["pixdim[0]", "pixdim[1]", "pixdim[2]", "pixdim[3]"];
 
 fn spacing(path: &Path, h: &NiftiHeader) -> Result<[f64; 3], Error> {
@@ -263,7 +311,11 @@ fn affine(path: &Path, h: &NiftiHeader, dims: [usize; 3], spacing: [f64; 3]) -> 
     if !finite || det == 0.0 {
         return Err(Error::BadHeader {
             path: path.to_path_buf(),
-            field: if source == "sform" { "srow_x/y/z" } else { "quatern_b/c/d" },
+            field: if source == "sform" {
+                "srow_x/y/z"
+            } else {
+                "quatern_b/c/d"
+            },
             found: format!("{:?}", &a[..3]),
             expected: "a finite, invertible voxel-to-world transform".into(),
         });
@@ -313,9 +365,15 @@ fn scaling(h: &NiftiHeader) -> (f64, f64) {
 
 /// The `.img` (or `.img.gz`) beside a `.hdr`.
 fn pair_image_path(hdr: &Path) -> Result<PathBuf, Error> {
-    let name = hdr.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = hdr
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let stem = name.strip_suffix(".gz").unwrap_or(&name);
-    let stem = stem.strip_suffix(".hdr").or_else(|| stem.strip_suffix(".HDR")).unwrap_or(stem);
+    let stem = stem
+        .strip_suffix(".hdr")
+        .or_else(|| stem.strip_suffix(".HDR"))
+        .unwrap_or(stem);
     let candidates = [format!("{stem}.img"), format!("{stem}.img.gz"), format!("{stem}.IMG")];
     candidates
         .iter()
@@ -323,7 +381,10 @@ fn pair_image_path(hdr: &Path) -> Result<PathBuf, Error> {
         .find(|p| p.is_file())
         .ok_or_else(|| Error::Io {
             path: hdr.with_file_name(&candidates[0]),
-            cause: std::io::Error::new(std::io::ErrorKind::NotFound, "the image file of this NIfTI pair is missing"),
+            cause: std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "the image file of this NIfTI pair is missing",
+            ),
         })
 }
 

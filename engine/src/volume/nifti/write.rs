@@ -84,7 +84,16 @@ fn encode_header(g: &Geometry, datatype: i16, bitpix: i16) -> [u8; HEADER_LEN] {
     put(72, &bitpix.to_le_bytes());
     let qform = quaternion::from_affine(&g.affine);
     let qfac = qform.map_or(1.0, |q| q.qfac) as f32;
-    let pixdim = [qfac, g.spacing[0] as f32, g.spacing[1] as f32, g.spacing[2] as f32, 1.0, 1.0, 1.0, 1.0];
+    let pixdim = [
+        qfac,
+        g.spacing[0] as f32,
+        g.spacing[1] as f32,
+        g.spacing[2] as f32,
+        1.0,
+        1.0,
+        1.0,
+        1.0,
+    ];
     for (n, p) in pixdim.iter().enumerate() {
         put(76 + 4 * n, &p.to_le_bytes());
     }
@@ -94,7 +103,10 @@ fn encode_header(g: &Geometry, datatype: i16, bitpix: i16) -> [u8; HEADER_LEN] {
     put(148, b"delinea");
     if let Some(q) = qform {
         put(252, &2i16.to_le_bytes()); // qform_code: aligned anatomy, as the sform
-        for (n, v) in [q.b, q.c, q.d, q.offset[0], q.offset[1], q.offset[2]].iter().enumerate() {
+        for (n, v) in [q.b, q.c, q.d, q.offset[0], q.offset[1], q.offset[2]]
+            .iter()
+            .enumerate()
+        {
             put(256 + 4 * n, &(*v as f32).to_le_bytes());
         }
     }
