@@ -11,6 +11,8 @@ pub mod fsutil;
 pub mod mem;
 pub mod metrics;
 pub mod preprocess;
+pub mod rng;
 pub mod schema;
 pub mod synth;
+pub mod train;
 pub mod volume;
