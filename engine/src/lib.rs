@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod preprocess;
 pub mod rng;
 pub mod schema;
+pub mod strategy;
 pub mod synth;
 pub mod train;
 pub mod volume;

@@ -15,6 +15,8 @@ pub fn schemas() -> Vec<(&'static str, Value)> {
         ("preprocessing", schema_for!(crate::preprocess::Preprocessing)),
         ("synth-summary", schema_for!(crate::synth::Summary)),
         ("metrics", schema_for!(crate::metrics::Metrics)),
+        ("candidate-pool", schema_for!(crate::strategy::query::CandidatePool)),
+        ("selection", schema_for!(crate::strategy::query::Selection)),
     ];
     all.into_iter().map(|(name, s)| (name, s.to_value())).collect()
 }
