@@ -17,6 +17,7 @@ pub fn schemas() -> Vec<(&'static str, Value)> {
         ("metrics", schema_for!(crate::metrics::Metrics)),
         ("candidate-pool", schema_for!(crate::strategy::query::CandidatePool)),
         ("selection", schema_for!(crate::strategy::query::Selection)),
+        ("adapt-plan", schema_for!(crate::strategy::adapt::AdaptPlan)),
     ];
     all.into_iter().map(|(name, s)| (name, s.to_value())).collect()
 }

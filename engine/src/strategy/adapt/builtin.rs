@@ -1,0 +1,169 @@
+//! The builtin adaptation strategies and the name table.
+
+use super::{
+    AdaptPlan, AdaptState, AdaptStrategy, BatchNorm, DataSource, Error, LabelSource, LossTerm, Rows, Schedule,
+    Trainable,
+};
+
+/// Names `by_name` accepts.
+pub const BUILTIN_NAMES: [&str; 6] = ["none", "finetune", "finetune+pseudo", "tent", "adabn", "supervised"];
+
+/// The builtin strategy called `name`.
+pub fn by_name(name: &str) -> Result<Box<dyn AdaptStrategy>, Error> {
+    let plan: fn(&AdaptState) -> Builtin = match name {
+        "none" => |_| Builtin::frozen(vec![], BatchNorm::Train),
+        "finetune" => |_| Builtin::segmentation(vec![source(Rows::Selected, LabelSource::True)]),
+        "finetune+pseudo" => |_| {
+            Builtin::segmentation(vec![
+                source(Rows::Selected, LabelSource::True),
+                source(Rows::Unselected, LabelSource::Pseudo),
+            ])
+        },
+        "tent" => |_| Builtin {
+            data: vec![source(Rows::All, LabelSource::Unlabelled)],
+            trainable: Trainable::BatchNormAffine,
+            batch_norm: BatchNorm::BatchStatistics,
+            loss: vec![LossTerm::Entropy { weight: 1.0 }],
+            iterations: None,
+        },
+        "adabn" => |_| Builtin::frozen(vec![source(Rows::All, LabelSource::Unlabelled)], BatchNorm::Reestimate),
+        "supervised" => |_| Builtin::segmentation(vec![source(Rows::All, LabelSource::True)]),
+        _ => return Err(Error::Unknown { name: name.to_string() }),
+    };
+    Ok(Box::new(Named {
+        name: name.to_string(),
+        plan,
+    }))
+}
+
+fn source(rows: Rows, labels: LabelSource) -> DataSource {
+    DataSource { rows, labels }
+}
+
+/// A plan without its name, target and schedule.
+struct Builtin {
+    data: Vec<DataSource>,
+    trainable: Trainable,
+    batch_norm: BatchNorm,
+    loss: Vec<LossTerm>,
+    /// `Some(0)`: no gradient step; `None`: the state's schedule.
+    iterations: Option<usize>,
+}
+
+impl Builtin {
+    fn segmentation(data: Vec<DataSource>) -> Builtin {
+        let loss = vec![LossTerm::Segmentation { weight: 1.0 }];
+        Builtin {
+            data,
+            trainable: Trainable::All,
+            batch_norm: BatchNorm::Train,
+            loss,
+            iterations: None,
+        }
+    }
+
+    fn frozen(data: Vec<DataSource>, batch_norm: BatchNorm) -> Builtin {
+        Builtin {
+            data,
+            trainable: Trainable::Nothing,
+            batch_norm,
+            loss: vec![],
+            iterations: Some(0),
+        }
+    }
+}
+
+struct Named {
+    name: String,
+    plan: fn(&AdaptState) -> Builtin,
+}
+
+impl AdaptStrategy for Named {
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+
+    fn plan(&self, state: &AdaptState) -> AdaptPlan {
+        let b = (self.plan)(state);
+        let schedule = Schedule {
+            iterations: b.iterations.unwrap_or(state.schedule.iterations),
+            ..state.schedule
+        };
+        AdaptPlan {
+            strategy: self.name.clone(),
+            target: state.target.clone(),
+            data: b.data,
+            trainable: b.trainable,
+            batch_norm: b.batch_norm,
+            loss: b.loss,
+            schedule,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::strategy::query::{Selection, Unit};
+
+    fn state() -> AdaptState {
+        let selection = Selection {
+            strategy: "stdr".into(),
+            unit: Unit::Slice,
+            pool_size: 10,
+            items: vec![],
+        };
+        AdaptState {
+            selection,
+            target: "C2".into(),
+            schedule: Schedule {
+                iterations: 300,
+                ..Schedule::default()
+            },
+        }
+    }
+
+    #[test]
+    fn the_paper_method_trains_on_labels_and_pseudo_labels() {
+        let p = by_name("finetune+pseudo").unwrap().plan(&state());
+        assert_eq!(
+            p.data,
+            vec![
+                source(Rows::Selected, LabelSource::True),
+                source(Rows::Unselected, LabelSource::Pseudo)
+            ]
+        );
+        assert_eq!((p.trainable, p.batch_norm), (Trainable::All, BatchNorm::Train));
+        assert_eq!(p.loss, vec![LossTerm::Segmentation { weight: 1.0 }]);
+        assert_eq!(
+            (p.schedule.iterations, p.schedule.lr, p.target.as_str()),
+            (300, 0.03, "C2")
+        );
+    }
+
+    #[test]
+    fn every_builtin_plans_what_its_name_says() {
+        let s = state();
+        let plan = |n: &str| by_name(n).unwrap().plan(&s);
+        assert_eq!(plan("finetune").data, vec![source(Rows::Selected, LabelSource::True)]);
+        assert_eq!(plan("supervised").data, vec![source(Rows::All, LabelSource::True)]);
+        let none = plan("none");
+        assert_eq!((none.schedule.iterations, none.trainable), (0, Trainable::Nothing));
+        assert!(none.data.is_empty());
+        let tent = plan("tent");
+        assert_eq!(
+            (tent.trainable, tent.batch_norm),
+            (Trainable::BatchNormAffine, BatchNorm::BatchStatistics)
+        );
+        assert_eq!(tent.loss, vec![LossTerm::Entropy { weight: 1.0 }]);
+        let adabn = plan("adabn");
+        assert_eq!(
+            (adabn.batch_norm, adabn.schedule.iterations),
+            (BatchNorm::Reestimate, 0)
+        );
+        for n in BUILTIN_NAMES {
+            assert_eq!(by_name(n).unwrap().name(), n);
+        }
+        assert!(by_name("ft").err().unwrap().to_string().contains("finetune+pseudo"));
+    }
+}
