@@ -13,12 +13,13 @@ use crate::volume::Error;
 const CHUNK: usize = 1 << 16;
 
 /// Skips `skip` bytes of `stream`, then decodes `d.count` voxels. `offset` (where the data
-/// starts in the file) is only for error messages.
+/// starts in the file) is only for error messages. `stream_len` is about how many bytes the
+/// stream holds: memory is reserved for what it can hold, not for what the header claims, so
+/// a corrupt header with huge dims fails as truncated data instead of exhausting memory.
 pub(crate) fn stream(
     path: &Path,
     stream: &mut dyn Read,
-    skip: usize,
-    offset: usize,
+    (skip, offset, stream_len): (usize, usize, usize),
     d: &Decoding,
 ) -> Result<Vec<f32>, Error> {
     let size = d.datatype.size_of();
@@ -31,14 +32,14 @@ pub(crate) fn stream(
             return Err(Error::Truncated {
                 path: path.to_path_buf(),
                 offset,
-                expected: d.count * size,
+                expected: d.count.saturating_mul(size),
                 found: 0,
             });
         }
         left -= n;
     }
-    let mut out = crate::mem::vec_with_capacity(d.count);
-    out.resize(d.count, 0f32);
+    let reserve = d.count.min(stream_len.saturating_sub(skip) / size + 1);
+    let mut out = crate::mem::vec_with_capacity(reserve);
     let mut done = 0;
     while done < d.count {
         let n = (d.count - done).min(CHUNK);
@@ -48,10 +49,11 @@ pub(crate) fn stream(
             return Err(Error::Truncated {
                 path: path.to_path_buf(),
                 offset,
-                expected: d.count * size,
+                expected: d.count.saturating_mul(size),
                 found,
             });
         }
+        out.resize(done + n, 0f32);
         let dst = &mut out[done..done + n];
         decode_chunk(&buf[..n * size], dst, d.datatype, d.big_endian);
         if d.slope != 1.0 || d.inter != 0.0 {

@@ -86,13 +86,23 @@ pub(crate) fn read_decoded(path: &Path) -> Result<(Geometry, NiftiInfo, Vec<f32>
         let mut img_stream = open_stream(&img_file);
         (
             offset,
-            decode::stream(&img, &mut img_stream, offset, offset, &decoding)?,
+            decode::stream(
+                &img,
+                &mut img_stream,
+                (offset, offset, stream_len_hint(&img_file)),
+                &decoding,
+            )?,
         )
     } else {
         let offset = vox_offset(path, &header)?;
         (
             offset,
-            decode::stream(path, &mut stream, offset - head.len(), offset, &decoding)?,
+            decode::stream(
+                path,
+                &mut stream,
+                (offset - head.len(), offset, stream_len_hint(&file) - head.len()),
+                &decoding,
+            )?,
         )
     };
     let info = NiftiInfo {
@@ -130,6 +140,17 @@ fn read_head(path: &Path, stream: &mut dyn Read) -> Result<Vec<u8>, Error> {
     let n = decode::fill(stream, &mut head).map_err(|e| decode::stream_error(path, e))?;
     head.truncate(n);
     Ok(head)
+}
+
+/// About how many bytes `file` holds once decompressed: its length, or for gzip the size its
+/// trailer records (mod 2^32; deflate cannot expand more than ~1032 times).
+fn stream_len_hint(file: &[u8]) -> usize {
+    let n = file.len();
+    if !is_gz_bytes(file) || n < 4 {
+        return n;
+    }
+    let isize = u32::from_le_bytes([file[n - 4], file[n - 3], file[n - 2], file[n - 1]]) as usize;
+    isize.min(n.saturating_mul(1032)).max(348)
 }
 
 fn is_gz_bytes(bytes: &[u8]) -> bool {
