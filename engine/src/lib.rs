@@ -3,12 +3,15 @@
 //!
 //! The modules follow the data's path (see ARCHITECTURE.md):
 //! [`volume`] (NIfTI in and out) → [`preprocess`] (clip, z-score, slices) → [`dataset`]
-//! (manifests of centres, cases and raters) → [`metrics`] (DSC, surface distances,
+//! (manifests of centres, cases and raters) → [`model`] (the U-Net and its loss, on the
+//! backend [`device`] picks) → [`metrics`] (DSC, surface distances,
 //! statistics). [`synth`] makes a synthetic multi-centre, multi-rater cohort to try it all.
 
 pub mod dataset;
+pub mod device;
 pub mod fsutil;
 pub mod metrics;
+pub mod model;
 pub mod preprocess;
 pub mod schema;
 pub mod synth;
