@@ -2,6 +2,7 @@
 //! library calls. Nothing here computes; everything here may print.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod device;
 mod inspect;
 mod metrics;
 mod schema;
@@ -40,6 +41,8 @@ enum Command {
     Compare(metrics::CompareArgs),
     /// Write (or check) the JSON Schemas of every file delinea reads or writes.
     Schema(schema::Args),
+    /// Show which compute device `--device auto|cpu|cuda[:N]` resolves to here.
+    Device(device::Args),
 }
 
 /// How a run ended (README "Exit codes").
@@ -82,6 +85,7 @@ pub fn main() -> ExitCode {
         Command::Evaluate(a) => metrics::run_evaluate(a, global),
         Command::Compare(a) => metrics::run_compare(a, global),
         Command::Schema(a) => schema::run(a, global),
+        Command::Device(a) => device::run(a, global),
     };
     match result {
         Ok(status) => status.into(),
