@@ -15,7 +15,11 @@ pub struct Args {
 pub fn run(args: Args, global: Global) -> anyhow::Result<ExitStatus> {
     let device = resolve(args.device)?;
     if !global.quiet {
-        println!("{} -> {device} (CUDA compiled in: {})", args.device, if cuda_compiled() { "yes" } else { "no" });
+        println!(
+            "{} -> {device} (CUDA compiled in: {})",
+            args.device,
+            if cuda_compiled() { "yes" } else { "no" }
+        );
     }
     Ok(ExitStatus::Success)
 }

@@ -5,8 +5,10 @@
 mod device;
 mod inspect;
 mod metrics;
+mod predict;
 mod schema;
 mod synth;
+mod train;
 mod validate;
 
 use std::process::ExitCode;
@@ -41,6 +43,10 @@ enum Command {
     Compare(metrics::CompareArgs),
     /// Write (or check) the JSON Schemas of every file delinea reads or writes.
     Schema(schema::Args),
+    /// Train a 2D U-Net on one or more centres and keep the best checkpoint.
+    Train(train::Args),
+    /// Segment volumes with a trained model (masks, probabilities, MC-dropout maps).
+    Predict(predict::Args),
     /// Show which compute device `--device auto|cpu|cuda[:N]` resolves to here.
     Device(device::Args),
 }
@@ -86,6 +92,8 @@ pub fn main() -> ExitCode {
         Command::Compare(a) => metrics::run_compare(a, global),
         Command::Schema(a) => schema::run(a, global),
         Command::Device(a) => device::run(a, global),
+        Command::Train(a) => train::run(a, global),
+        Command::Predict(a) => predict::run(a, global),
     };
     match result {
         Ok(status) => status.into(),

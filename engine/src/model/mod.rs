@@ -19,10 +19,12 @@
 //! assert_eq!(features.dims(), [1, 4, 16, 16]); // [batch, features[0], H, W]
 //! ```
 
+pub mod checkpoint;
 mod loss;
 mod norm;
 mod unet;
 
+pub use checkpoint::{CheckpointError, ModelCard};
 pub use loss::{LossTerms, SegLoss, SegLossConfig};
 pub use norm::{BatchNorm2d, BatchNorm2dConfig};
 pub use unet::{ConvBlock, UNet2d, UNet2dConfig, UpBlock};

@@ -9,7 +9,7 @@ use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{Dropout, DropoutConfig, PaddingConfig2d};
 use burn::tensor::activation::leaky_relu;
 use burn::tensor::backend::Backend;
-use burn::tensor::Tensor;
+use burn::tensor::{Distribution, Tensor};
 
 use super::norm::{BatchNorm2d, BatchNorm2dConfig};
 use super::Error;
@@ -206,13 +206,28 @@ impl<B: Backend> ConvBlock<B> {
     /// # Shapes
     /// - `x`: `[batch, in, H, W]`
     /// - output: `[batch, out, H, W]`
-    fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+    fn forward(&self, x: Tensor<B, 4>, mc_dropout: bool) -> Tensor<B, 4> {
         let x = self.conv1.forward(x); // [B, out, H, W]
         let x = leaky_relu(self.bn1.forward(x), self.negative_slope); // [B, out, H, W]
-        let x = self.dropout.forward(x); // [B, out, H, W] (identity without autodiff)
+        let x = if mc_dropout {
+            always_dropout(x, self.dropout.prob) // [B, out, H, W], active on any backend
+        } else {
+            self.dropout.forward(x) // [B, out, H, W] (identity without autodiff)
+        };
         let x = self.conv2.forward(x); // [B, out, H, W]
         leaky_relu(self.bn2.forward(x), self.negative_slope) // [B, out, H, W]
     }
+}
+
+/// Inverted dropout with probability `p` regardless of the backend (burn's `Dropout` is the
+/// identity without autodiff). Shape preserved.
+fn always_dropout<B: Backend>(x: Tensor<B, 4>, p: f64) -> Tensor<B, 4> {
+    if p <= 0.0 {
+        return x;
+    }
+    let keep = 1.0 - p;
+    let mask = x.random_like(Distribution::Bernoulli(keep));
+    x.mul(mask).mul_scalar(1.0 / keep)
 }
 
 /// One decoder step: transposed-conv 2x2 upsampling, concatenation with the skip, a block.
@@ -227,10 +242,10 @@ impl<B: Backend> UpBlock<B> {
     /// - `x`: `[batch, c_low, H/2, W/2]` (the level below)
     /// - `skip`: `[batch, c, H, W]` (the encoder at this level)
     /// - output: `[batch, c, H, W]`
-    fn forward(&self, x: Tensor<B, 4>, skip: Tensor<B, 4>) -> Tensor<B, 4> {
+    fn forward(&self, x: Tensor<B, 4>, skip: Tensor<B, 4>, mc_dropout: bool) -> Tensor<B, 4> {
         let x = self.up.forward(x); // [B, c, H, W]
         let x = Tensor::cat(vec![skip, x], 1); // [B, 2c, H, W], skip first as in the reference
-        self.block.forward(x) // [B, c, H, W]
+        self.block.forward(x, mc_dropout) // [B, c, H, W]
     }
 }
 
@@ -269,20 +284,37 @@ impl<B: Backend> UNet2d<B> {
     /// - `x`: `[batch, in_channels, H, W]`
     /// - output: (`[batch, classes, H, W]`, `[batch, features[0], H, W]`)
     pub fn forward_with_features(&self, x: Tensor<B, 4>) -> (Tensor<B, 4>, Tensor<B, 4>) {
+        self.run(x, false)
+    }
+
+    /// Monte-Carlo dropout pass: like [`UNet2d::forward_with_features`], but every dropout
+    /// layer draws a fresh mask (from the backend's seeded generator) even on a backend
+    /// without autodiff, where batch norm uses its running statistics: "dropout on, BN in
+    /// evaluation mode" (METHOD.md, MC-dropout baselines). On an autodiff backend batch norm
+    /// still trains; call it on [`AutodiffModule::valid`](burn::module::AutodiffModule::valid).
+    ///
+    /// # Shapes
+    /// - `x`: `[batch, in_channels, H, W]`
+    /// - output: (`[batch, classes, H, W]`, `[batch, features[0], H, W]`)
+    pub fn forward_mc_with_features(&self, x: Tensor<B, 4>) -> (Tensor<B, 4>, Tensor<B, 4>) {
+        self.run(x, true)
+    }
+
+    fn run(&self, x: Tensor<B, 4>, mc_dropout: bool) -> (Tensor<B, 4>, Tensor<B, 4>) {
         let mut skips = Vec::with_capacity(self.encoder.len());
         let mut x = x; // [B, in, H, W]
         for (level, block) in self.encoder.iter().enumerate() {
             if level > 0 {
                 x = self.pool.forward(x); // [B, f[l-1], H/2^l, W/2^l]
             }
-            x = block.forward(x); // [B, f[l], H/2^l, W/2^l]
+            x = block.forward(x, mc_dropout); // [B, f[l], H/2^l, W/2^l]
             skips.push(x.clone());
         }
         skips.pop(); // the bottleneck is `x` itself
         for up in &self.decoder {
             // Skips are consumed bottom-up, as the decoder runs.
             let skip = skips.pop().expect("one skip per decoder level by construction"); // [B, f[l], ..]
-            x = up.forward(x, skip); // [B, f[l], H/2^l, W/2^l]
+            x = up.forward(x, skip, mc_dropout); // [B, f[l], H/2^l, W/2^l]
         }
         let logits = self.head.forward(x.clone()); // [B, classes, H, W]
         (logits, x) // x: [B, f[0], H, W]
@@ -341,7 +373,7 @@ mod tests {
         up.bias = Some(Param::from_tensor(vals(1, 10.0, 0.1, [1])));
 
         let x = vals(32, 0.0, 1.0, [2, 1, 4, 4]);
-        let y = block.forward(x); // [2, 2, 4, 4]
+        let y = block.forward(x, false); // [2, 2, 4, 4]
         #[rustfmt::skip]
         let want_y = [1.15018, 1.03057, 0.0677543, -0.00368149, -0.00344388, -0.0173236, -0.0210506, -0.0120479,
             -0.010775, -0.010664, 0.0791727, 1.09687, 0.772389, 1.96597, 2.73184, 2.04089, 1.41894, 1.68814, 0.78277,
@@ -381,7 +413,7 @@ mod tests {
             0.260227, 0.0230562, 0.237097, -0.0010163, -0.00499294, -0.00450987, -0.00525988, -0.00957446,
             -0.00872916, -0.00338688, -0.00258918, -0.00152799, 0.155776, 0.296202];
         assert_close(
-            block.forward(vals(32, 0.0, 1.0, [2, 1, 4, 4]).inner()),
+            block.forward(vals(32, 0.0, 1.0, [2, 1, 4, 4]).inner(), false),
             &want_eval,
             1e-4,
         );
