@@ -364,3 +364,217 @@ impl<B: AutodiffBackend> Trainer<B> {
         card
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::sync::OnceLock;
+
+    use super::*;
+    use crate::device::{CpuAutodiff, CpuBackend};
+    use crate::infer::predict_volume;
+    use crate::model::checkpoint::{load, CARD_FILE, WEIGHTS_FILE};
+
+    /// A tiny cohort (2 centres x 6 cases of 32x32x8) and a model trained on C1 for 40 steps,
+    /// shared by the tests of this module.
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        manifest: Manifest,
+        model_dir: PathBuf,
+        kept: UNet2d<CpuBackend>,
+        log: TrainingLog,
+    }
+
+    fn tiny_config() -> TrainConfig {
+        let mut c = TrainConfig {
+            iterations: 40,
+            batch: 4,
+            tumour_fraction: 0.5,
+            validate_every: 20,
+            seed: 3,
+            ..TrainConfig::default()
+        };
+        c.preprocessing.slice_size = 32;
+        c.model.features = vec![4, 8, 16];
+        c.model.dropout = vec![0.05, 0.1, 0.2];
+        c
+    }
+
+    fn fixture() -> &'static Fixture {
+        static F: OnceLock<Fixture> = OnceLock::new();
+        F.get_or_init(|| {
+            let dir = tempfile::tempdir().unwrap();
+            let config = crate::synth::Config {
+                seed: 1,
+                centres: 2,
+                cases_per_centre: 6,
+                multi_rater_cases: 0,
+                size: [32, 32, 8],
+                ..crate::synth::Config::default()
+            };
+            crate::synth::generate(&dir.path().join("cohort"), &config, &|| {}).unwrap();
+            let manifest = Manifest::load(&dir.path().join("cohort/manifest.json")).unwrap();
+            let config = tiny_config();
+            let data = TrainingData::load(&manifest, &["C1".into()], None, &config).unwrap();
+            assert!(!data.val.is_empty());
+            let trainer = Trainer::<CpuAutodiff>::new(config, Default::default()).unwrap();
+            let model_dir = dir.path().join("model");
+            let mut events = 0;
+            let (kept, log) = trainer.fit(&data, &model_dir, |_| events += 1).unwrap();
+            assert_eq!(events, log.events.len());
+            Fixture {
+                _dir: dir,
+                manifest,
+                model_dir,
+                kept,
+                log,
+            }
+        })
+    }
+
+    fn first_test_image(f: &Fixture, centre: &str) -> PathBuf {
+        f.manifest
+            .cases()
+            .iter()
+            .find(|c| c.centre == centre && c.split == Split::Test)
+            .unwrap()
+            .image
+            .clone()
+    }
+
+    #[test]
+    fn training_lowers_the_loss_and_the_checkpoint_round_trips() {
+        let f = fixture();
+        let losses: Vec<f64> = f
+            .log
+            .events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Step { loss, .. } => Some(*loss),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(losses.len(), 40);
+        let head = losses[..8].iter().sum::<f64>() / 8.0;
+        let tail = losses[32..].iter().sum::<f64>() / 8.0;
+        assert!(
+            tail < head,
+            "loss did not fall: first 8 mean {head}, last 8 mean {tail}"
+        );
+        assert!(f.log.best_val_dsc.is_some());
+        // Load the checkpoint: same predictions as the kept weights.
+        let (loaded, card) = load::<CpuBackend>(&f.model_dir, &Default::default()).unwrap();
+        assert_eq!(card.preprocessing, tiny_config().preprocessing);
+        assert_eq!(card.training.as_ref().unwrap().best_iteration, f.log.best_iteration);
+        let image = volume::read_volume(&first_test_image(f, "C1")).unwrap();
+        let opts = PredictOptions::default();
+        let a = predict_volume(&f.kept, &image, &card.preprocessing, 2, &opts);
+        let b = predict_volume(&loaded, &image, &card.preprocessing, 2, &opts);
+        assert_eq!(a.mask.data, b.mask.data);
+        let diff = a
+            .tumour_probability
+            .data
+            .iter()
+            .zip(&b.tumour_probability.data)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0f32, f32::max);
+        assert!(diff < 1e-6, "probabilities differ by {diff}");
+    }
+
+    #[test]
+    fn masks_keep_the_input_geometry_and_mc_maps_its_dims() {
+        let f = fixture();
+        let (model, card) = load::<CpuBackend>(&f.model_dir, &Default::default()).unwrap();
+        let out = tempfile::tempdir().unwrap();
+        // C2 has another grid and orientation than the training centre.
+        for centre in ["C1", "C2"] {
+            let path = first_test_image(f, centre);
+            let image = volume::read_volume(&path).unwrap();
+            let opts = PredictOptions {
+                mc_samples: 3,
+                descriptor: Some(crate::infer::DescriptorConfig::default()),
+                ..PredictOptions::default()
+            };
+            let p = predict_volume(&model, &image, &card.preprocessing, 2, &opts);
+            let mask_path = out.path().join(format!("{centre}.nii.gz"));
+            volume::write_label_map(&mask_path, &p.mask).unwrap();
+            let back = volume::read_label_map(&mask_path).unwrap();
+            assert_eq!(back.geometry.dims, image.geometry.dims);
+            assert_eq!(back.geometry.affine, image.geometry.affine, "{centre}: affine changed");
+            assert!(back.geometry.mismatch(&image.geometry).is_none());
+            let u = p.uncertainty.unwrap();
+            assert_eq!(u.entropy.geometry, image.geometry);
+            assert_eq!(u.bald.geometry.dims, image.geometry.dims);
+            assert_eq!(u.entropy.data.len(), image.data.len());
+            assert_eq!(u.slice_entropy.len(), image.geometry.dims[2]);
+            assert!(u.entropy.data.iter().all(|v| v.is_finite() && *v >= 0.0));
+            let d = p.descriptors.unwrap();
+            assert_eq!(d.len(), image.geometry.dims[2]);
+            assert!(d.iter().all(|v| v.len() == 4)); // (32 / 16)^2
+        }
+    }
+
+    fn copy_checkpoint(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for f in [CARD_FILE, WEIGHTS_FILE] {
+            std::fs::copy(from.join(f), to.join(f)).unwrap();
+        }
+    }
+
+    #[test]
+    fn corrupt_or_mismatched_checkpoints_are_clear_errors() {
+        let f = fixture();
+        let tmp = tempfile::tempdir().unwrap();
+        let device = Default::default();
+        // Missing folder / card.
+        let missing = tmp.path().join("nothing");
+        let e = load::<CpuBackend>(&missing, &device).unwrap_err();
+        assert!(matches!(e, CheckpointError::Io { .. }), "{e}");
+        assert!(
+            e.to_string().contains("nothing") && e.to_string().contains(CARD_FILE),
+            "{e}"
+        );
+        // Garbage weights.
+        let dir = tmp.path().join("garbage");
+        copy_checkpoint(&f.model_dir, &dir);
+        std::fs::write(dir.join(WEIGHTS_FILE), b"not msgpack at all").unwrap();
+        let e = load::<CpuBackend>(&dir, &device).unwrap_err();
+        assert!(matches!(e, CheckpointError::Weights { .. }), "{e}");
+        assert!(e.to_string().contains("garbage"), "{e}");
+        // A card whose architecture differs from the weights (wider levels).
+        let dir = tmp.path().join("wider");
+        copy_checkpoint(&f.model_dir, &dir);
+        let mut card = checkpoint::load_card(&dir).unwrap();
+        card.architecture.features = vec![4, 8, 32];
+        card.trainable_params = card.architecture.to_config().trainable_params();
+        std::fs::write(dir.join(CARD_FILE), serde_json::to_string(&card).unwrap()).unwrap();
+        let e = load::<CpuBackend>(&dir, &device).unwrap_err();
+        assert!(matches!(e, CheckpointError::Mismatch { .. }), "{e}");
+        // A card with one level more than the weights.
+        card.architecture.features = vec![4, 8, 16, 32];
+        card.architecture.dropout = vec![0.0; 4];
+        card.trainable_params = card.architecture.to_config().trainable_params();
+        std::fs::write(dir.join(CARD_FILE), serde_json::to_string(&card).unwrap()).unwrap();
+        let e = load::<CpuBackend>(&dir, &device).unwrap_err();
+        assert!(matches!(e, CheckpointError::Mismatch { .. }), "{e}");
+        assert!(e.to_string().contains("wider"), "{e}");
+        // A card that contradicts itself, and one that is not a card.
+        card.trainable_params += 1;
+        std::fs::write(dir.join(CARD_FILE), serde_json::to_string(&card).unwrap()).unwrap();
+        let e = load::<CpuBackend>(&dir, &device).unwrap_err();
+        assert!(matches!(e, CheckpointError::BadCard { .. }), "{e}");
+        std::fs::write(dir.join(CARD_FILE), "{\"format\": 3}").unwrap();
+        let e = load::<CpuBackend>(&dir, &device).unwrap_err();
+        assert!(matches!(e, CheckpointError::Card { .. }), "{e}");
+    }
+
+    #[test]
+    fn validation_of_the_kept_model_matches_the_log() {
+        let f = fixture();
+        let config = tiny_config();
+        let data = TrainingData::load(&f.manifest, &["C1".into()], None, &config).unwrap();
+        let trainer = Trainer::<CpuAutodiff>::new(config, Default::default()).unwrap();
+        let (median, _) = trainer.validate(&f.kept, &data.val);
+        assert_eq!(Some(median), f.log.best_val_dsc);
+    }
+}
