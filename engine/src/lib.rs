@@ -3,16 +3,20 @@
 //!
 //! The modules follow the data's path (see ARCHITECTURE.md):
 //! [`volume`] (NIfTI in and out) → [`preprocess`] (clip, z-score, slices) → [`dataset`]
-//! (manifests of centres, cases and raters) → [`train`] (slices, batches, augmentation) →
-//! [`infer`] (uncertainty, descriptors) → [`metrics`] (DSC, surface distances, statistics).
-//! [`synth`] makes a synthetic multi-centre, multi-rater cohort to try it all; [`schema`]
-//! describes every file; [`rng`], [`fsutil`] and [`mem`] serve them all.
+//! (manifests of centres, cases and raters) → [`model`] (the U-Net and its loss, on the
+//! backend [`device`] picks) → [`train`] (slices, batches, augmentation) → [`infer`]
+//! (uncertainty, descriptors) → [`strategy`] (what to label, how to adapt) → [`metrics`]
+//! (DSC, surface distances, statistics). [`synth`] makes a synthetic multi-centre,
+//! multi-rater cohort to try it all; [`schema`] describes every file; [`rng`], [`fsutil`]
+//! and [`mem`] serve them all.
 
 pub mod dataset;
+pub mod device;
 pub mod fsutil;
 pub mod infer;
 pub mod mem;
 pub mod metrics;
+pub mod model;
 pub mod preprocess;
 pub mod rng;
 pub mod schema;

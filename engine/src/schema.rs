@@ -18,6 +18,8 @@ pub fn schemas() -> Vec<(&'static str, Value)> {
         ("candidate-pool", schema_for!(crate::strategy::query::CandidatePool)),
         ("selection", schema_for!(crate::strategy::query::Selection)),
         ("adapt-plan", schema_for!(crate::strategy::adapt::AdaptPlan)),
+        ("train-config", schema_for!(crate::train::TrainConfig)),
+        ("model-card", schema_for!(crate::model::ModelCard)),
     ];
     all.into_iter().map(|(name, s)| (name, s.to_value())).collect()
 }

@@ -4,5 +4,6 @@
 mod dataset; // delinea validate over manifests with every kind of problem
 mod metrics; // delinea metrics / evaluate / compare on small masks, empties, missing predictions
 mod synth; // delinea synth, then delinea validate on its manifest
+mod train; // delinea train, then delinea predict and evaluate on a tiny cohort
 mod util;
 mod volume_io; // NIfTI reader/writer against nibabel's values, real files, corrupt files

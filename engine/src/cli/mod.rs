@@ -2,10 +2,13 @@
 //! library calls. Nothing here computes; everything here may print.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod device;
 mod inspect;
 mod metrics;
+mod predict;
 mod schema;
 mod synth;
+mod train;
 mod validate;
 
 use std::process::ExitCode;
@@ -40,6 +43,12 @@ enum Command {
     Compare(metrics::CompareArgs),
     /// Write (or check) the JSON Schemas of every file delinea reads or writes.
     Schema(schema::Args),
+    /// Train a 2D U-Net on one or more centres and keep the best checkpoint.
+    Train(train::Args),
+    /// Segment volumes with a trained model (masks, probabilities, MC-dropout maps).
+    Predict(predict::Args),
+    /// Show which compute device `--device auto|cpu|cuda[:N]` resolves to here.
+    Device(device::Args),
 }
 
 /// How a run ended (README "Exit codes").
@@ -82,6 +91,9 @@ pub fn main() -> ExitCode {
         Command::Evaluate(a) => metrics::run_evaluate(a, global),
         Command::Compare(a) => metrics::run_compare(a, global),
         Command::Schema(a) => schema::run(a, global),
+        Command::Device(a) => device::run(a, global),
+        Command::Train(a) => train::run(a, global),
+        Command::Predict(a) => predict::run(a, global),
     };
     match result {
         Ok(status) => status.into(),

@@ -1,9 +1,13 @@
-//! What inference computes besides masks, from arrays a network produced: Monte-Carlo
-//! dropout uncertainty and its reductions, and the STDR slice descriptor. The forward passes
-//! themselves belong to the `model` stage.
+//! Inference: whole-volume prediction with a [`crate::model::UNet2d`] ([`predict_volume`]:
+//! masks back on the input's grid), and what is computed besides masks: Monte-Carlo dropout
+//! uncertainty and its reductions, and the STDR slice descriptor.
 
 mod descriptor;
+mod predict;
 mod uncertainty;
 
 pub use descriptor::{descriptor, DescriptorConfig};
+pub use predict::{
+    predict_prepared, predict_volume, restore_mask, slice_probabilities, McUncertainty, PredictOptions, Prediction,
+};
 pub use uncertainty::{from_samples, PixelUncertainty, Reduction};

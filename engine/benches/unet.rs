@@ -1,0 +1,126 @@
+//! Micro-benchmark of the paper's U-Net on the CPU backend (not a test): one SGD training step
+//! (forward, loss, backward, update) and one inference batch (eval mode, no autodiff).
+//!
+//! `cargo bench -p delinea --bench unet` (release profile). Environment: `DELINEA_BENCH_THREADS`
+//! (rayon threads, default 2), `DELINEA_BENCH_SIZE` (slice side, default 128),
+//! `DELINEA_BENCH_BATCH` (default 8), `DELINEA_BENCH_REPS` (timed repetitions, default 3).
+//! Reports the median and the minimum of the timed repetitions after one warm-up, and the same
+//! for one batch norm at `[batch, 16, size, size]` (the widest activation of the network):
+//! burn 0.21's `BatchNorm` against ours ([`BatchNorm2d`]), measured in the same run.
+#![allow(clippy::print_stdout)]
+
+use std::time::{Duration, Instant};
+
+use burn::module::AutodiffModule;
+use burn::nn::BatchNormConfig;
+use burn::optim::decay::WeightDecayConfig;
+use burn::optim::momentum::MomentumConfig;
+use burn::optim::{GradientsParams, Optimizer, SgdConfig};
+use burn::tensor::backend::Backend;
+use burn::tensor::{Distribution, Int, Tensor};
+use delinea::device::CpuAutodiff;
+use delinea::model::{BatchNorm2d, BatchNorm2dConfig, SegLossConfig, UNet2d, UNet2dConfig};
+
+type AB = CpuAutodiff;
+
+fn env(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// Median and minimum of `reps` timed runs of `f`, after one untimed warm-up.
+fn time(reps: usize, mut f: impl FnMut()) -> (Duration, Duration) {
+    f();
+    let mut t: Vec<Duration> = (0..reps.max(1))
+        .map(|_| {
+            let start = Instant::now();
+            f();
+            start.elapsed()
+        })
+        .collect();
+    t.sort();
+    (t[t.len() / 2], t[0])
+}
+
+fn main() {
+    let threads = env("DELINEA_BENCH_THREADS", 2);
+    let (size, batch, reps) = (
+        env("DELINEA_BENCH_SIZE", 128),
+        env("DELINEA_BENCH_BATCH", 8),
+        env("DELINEA_BENCH_REPS", 3),
+    );
+    if let Err(e) = rayon::ThreadPoolBuilder::new().num_threads(threads).build_global() {
+        println!("could not set {threads} rayon threads: {e}");
+    }
+    let device = Default::default();
+    AB::seed(&device, 0);
+    let config = UNet2dConfig::new();
+    let mut net: UNet2d<AB> = config.init(&device).expect("the paper config is valid");
+    let loss_fn = SegLossConfig::new()
+        .init(config.classes)
+        .expect("the default loss is valid");
+    let mut optim = SgdConfig::new()
+        .with_momentum(Some(MomentumConfig::new().with_momentum(0.9).with_dampening(0.0)))
+        .with_weight_decay(Some(WeightDecayConfig::new(1e-4)))
+        .init::<AB, UNet2d<AB>>();
+    let x = Tensor::<AB, 4>::random([batch, 1, size, size], Distribution::Normal(0.0, 1.0), &device);
+    let y = Tensor::<AB, 3, Int>::random([batch, size, size], Distribution::Uniform(0.0, 2.0), &device);
+
+    let (train_med, train_min) = time(reps, || {
+        let loss = loss_fn.forward(net.forward(x.clone()), y.clone()).total;
+        let grads = GradientsParams::from_grads(loss.backward(), &net);
+        net = optim.step(0.03, net.clone(), grads);
+    });
+    let eval = net.valid();
+    let xi = x.inner();
+    let (infer_med, infer_min) = time(reps, || {
+        let _ = eval.forward(xi.clone()).sum().into_scalar();
+    });
+    let bn = bench_batch_norm(reps, batch, size);
+    println!("unet2d paper config, flex CPU, {threads} threads, batch [{batch}, 1, {size}, {size}], {reps} reps");
+    println!(
+        "  training step:   median {:.3} s  (min {:.3} s)",
+        train_med.as_secs_f64(),
+        train_min.as_secs_f64()
+    );
+    println!(
+        "  inference batch: median {:.3} s  (min {:.3} s)",
+        infer_med.as_secs_f64(),
+        infer_min.as_secs_f64()
+    );
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    println!("batch norm [{batch}, 16, {size}, {size}], median of {reps}:");
+    println!(
+        "  forward+backward: burn BatchNorm {:.1} ms, delinea BatchNorm2d {:.1} ms",
+        ms(bn[0]),
+        ms(bn[1])
+    );
+    println!(
+        "  forward (eval):   burn BatchNorm {:.1} ms, delinea BatchNorm2d {:.1} ms",
+        ms(bn[2]),
+        ms(bn[3])
+    );
+}
+
+/// Forward + backward (training) and forward (evaluation) of one batch norm over
+/// `[batch, 16, size, size]`: burn's `BatchNorm`, then ours. Returns the medians in that order:
+/// `[burn train, ours train, burn eval, ours eval]`.
+fn bench_batch_norm(reps: usize, batch: usize, size: usize) -> [Duration; 4] {
+    let device = Default::default();
+    let x = Tensor::<AB, 4>::random([batch, 16, size, size], Distribution::Normal(0.0, 1.0), &device).require_grad();
+    let theirs = BatchNormConfig::new(16).init::<AB>(&device);
+    let ours: BatchNorm2d<AB> = BatchNorm2dConfig::new(16).init(&device);
+    let burn_train = time(reps, || {
+        let _ = theirs.forward(x.clone()).sum().backward();
+    });
+    let ours_train = time(reps, || {
+        let _ = ours.forward(x.clone()).sum().backward();
+    });
+    let (theirs, ours, xi) = (theirs.valid(), ours.valid(), x.inner());
+    let burn_eval = time(reps, || {
+        let _ = theirs.forward(xi.clone());
+    });
+    let ours_eval = time(reps, || {
+        let _ = ours.forward(xi.clone());
+    });
+    [burn_train.0, ours_train.0, burn_eval.0, ours_eval.0]
+}

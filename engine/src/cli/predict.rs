@@ -1,0 +1,262 @@
+//! `delinea predict --model MODEL_DIR --input FILE|DIR|MANIFEST --out DIR [--probs] [--mc T]`.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::Context;
+use burn::tensor::backend::AutodiffBackend;
+use delinea::dataset::{Manifest, Split};
+use delinea::device::{self, BackendTask, DeviceRequest};
+use delinea::infer::{predict_volume, DescriptorConfig, PredictOptions, Reduction};
+use delinea::model::checkpoint;
+use delinea::{fsutil, volume};
+use serde::Serialize;
+
+use super::{print_json, ExitStatus, Global};
+
+/// Segment volumes with a trained model: one mask per input, `<out>/<case>.nii.gz`, in the
+/// input's exact geometry; optionally the tumour probability (`<case>.prob.nii.gz`) and
+/// MC-dropout entropy/BALD maps (`<case>.entropy.nii.gz`, `<case>.bald.nii.gz`). A summary
+/// with per-slice scores (and descriptors) goes to `<out>/predictions.json`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Checkpoint folder written by `delinea train`.
+    #[arg(long)]
+    model: PathBuf,
+    /// A NIfTI file, a folder of them, or a dataset manifest (.json).
+    #[arg(long)]
+    input: PathBuf,
+    /// Output folder (created).
+    #[arg(long)]
+    out: PathBuf,
+    /// With a manifest: only this split (train, val, test).
+    #[arg(long)]
+    split: Option<String>,
+    /// With a manifest: only these centres (repeat or comma-separate).
+    #[arg(long = "centre", value_delimiter = ',')]
+    centres: Vec<String>,
+    /// Also write the tumour probability map.
+    #[arg(long)]
+    probs: bool,
+    /// Monte-Carlo dropout samples (0: none): writes entropy and BALD maps.
+    #[arg(long, default_value_t = 0, value_name = "T")]
+    mc: usize,
+    /// Reduction of pixel uncertainty per slice and volume: mean, sum, max.
+    #[arg(long, default_value = "mean", value_parser = parse_reduction)]
+    reduction: Reduction,
+    /// Include the STDR slice descriptors in predictions.json.
+    #[arg(long)]
+    descriptors: bool,
+    /// Slices per forward pass.
+    #[arg(long, default_value_t = 16)]
+    batch: usize,
+    /// Seed of the MC-dropout masks.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Compute device: auto, cpu, cuda or cuda:N.
+    #[arg(long, default_value = "auto")]
+    device: DeviceRequest,
+    /// Print the summary as one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_reduction(s: &str) -> Result<Reduction, String> {
+    match s {
+        "mean" => Ok(Reduction::Mean),
+        "sum" => Ok(Reduction::Sum),
+        "max" => Ok(Reduction::Max),
+        _ => match s.strip_prefix("mean_above:").map(str::parse::<f32>) {
+            Some(Ok(t)) => Ok(Reduction::MeanAbove(t)),
+            _ => Err(format!("{s:?}: expected mean, sum, max or mean_above:T")),
+        },
+    }
+}
+
+/// One volume to segment.
+#[derive(Debug, Clone)]
+struct Input {
+    id: String,
+    path: PathBuf,
+}
+
+fn case_id(path: &Path) -> String {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    name.strip_suffix(".nii.gz")
+        .or_else(|| name.strip_suffix(".nii"))
+        .unwrap_or(&name)
+        .to_string()
+}
+
+fn inputs(args: &Args) -> anyhow::Result<Vec<Input>> {
+    let p = &args.input;
+    if p.is_dir() {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(p)
+            .with_context(|| format!("cannot list {}", p.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|f| {
+                let n = f.to_string_lossy();
+                f.is_file() && (n.ends_with(".nii") || n.ends_with(".nii.gz"))
+            })
+            .collect();
+        files.sort();
+        if files.is_empty() {
+            anyhow::bail!("{}: no .nii or .nii.gz file in this folder", p.display());
+        }
+        return Ok(files
+            .into_iter()
+            .map(|path| Input {
+                id: case_id(&path),
+                path,
+            })
+            .collect());
+    }
+    if !p.exists() {
+        anyhow::bail!("{}: no such file or folder", p.display());
+    }
+    if p.extension().is_some_and(|e| e == "json") {
+        let manifest = Manifest::load(p)?;
+        let split: Option<Split> = match &args.split {
+            Some(s) => Some(
+                serde_json::from_value(serde_json::Value::String(s.clone()))
+                    .map_err(|_| anyhow::anyhow!("unknown split {s:?}: expected train, val or test"))?,
+            ),
+            None => None,
+        };
+        let chosen: Vec<Input> = manifest
+            .cases()
+            .iter()
+            .filter(|c| split.is_none_or(|s| c.split == s))
+            .filter(|c| args.centres.is_empty() || args.centres.contains(&c.centre))
+            .map(|c| Input {
+                id: c.id.clone(),
+                path: c.image.clone(),
+            })
+            .collect();
+        if chosen.is_empty() {
+            anyhow::bail!("{}: no case matches the split and centres asked for", p.display());
+        }
+        return Ok(chosen);
+    }
+    Ok(vec![Input {
+        id: case_id(p),
+        path: p.clone(),
+    }])
+}
+
+/// One row of predictions.json.
+#[derive(Debug, Serialize)]
+struct CaseSummary {
+    case: String,
+    image: PathBuf,
+    mask: PathBuf,
+    tumour_voxels: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mc: Option<McSummary>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    descriptors: Option<Vec<Vec<f32>>>,
+}
+
+#[derive(Debug, Serialize)]
+struct McSummary {
+    samples: usize,
+    reduction: Reduction,
+    volume_entropy: f32,
+    volume_bald: f32,
+    slice_entropy: Vec<f32>,
+    slice_bald: Vec<f32>,
+}
+
+struct Task {
+    model: PathBuf,
+    inputs: Vec<Input>,
+    out: PathBuf,
+    probs: bool,
+    options: PredictOptions,
+}
+
+impl BackendTask for Task {
+    type Output = anyhow::Result<Vec<CaseSummary>>;
+
+    fn run<B: AutodiffBackend>(self, device: B::Device) -> Self::Output {
+        let (model, card) = checkpoint::load::<B::InnerBackend>(&self.model, &device)?;
+        let classes = card.architecture.classes;
+        let mut rows = Vec::with_capacity(self.inputs.len());
+        for input in &self.inputs {
+            let image = volume::read_volume(&input.path)?;
+            let p = predict_volume(&model, &image, &card.preprocessing, classes, &self.options);
+            let mask_path = self.out.join(format!("{}.nii.gz", input.id));
+            volume::write_label_map(&mask_path, &p.mask)?;
+            if self.probs {
+                volume::write_volume(
+                    &self.out.join(format!("{}.prob.nii.gz", input.id)),
+                    &p.tumour_probability,
+                )?;
+            }
+            let mc = match &p.uncertainty {
+                Some(u) => {
+                    volume::write_volume(&self.out.join(format!("{}.entropy.nii.gz", input.id)), &u.entropy)?;
+                    volume::write_volume(&self.out.join(format!("{}.bald.nii.gz", input.id)), &u.bald)?;
+                    Some(McSummary {
+                        samples: u.samples,
+                        reduction: self.options.reduction,
+                        volume_entropy: u.volume_entropy,
+                        volume_bald: u.volume_bald,
+                        slice_entropy: u.slice_entropy.clone(),
+                        slice_bald: u.slice_bald.clone(),
+                    })
+                }
+                None => None,
+            };
+            rows.push(CaseSummary {
+                case: input.id.clone(),
+                image: input.path.clone(),
+                tumour_voxels: p.mask.data.iter().filter(|v| **v > 0).count(),
+                mask: mask_path,
+                mc,
+                descriptors: p.descriptors,
+            });
+        }
+        Ok(rows)
+    }
+}
+
+pub fn run(args: Args, global: Global) -> anyhow::Result<ExitStatus> {
+    let start = Instant::now();
+    if args.batch == 0 {
+        anyhow::bail!("--batch must be at least 1");
+    }
+    // Check the checkpoint before reading any input (a clear error naming the folder).
+    checkpoint::load_card(&args.model)?;
+    let inputs = inputs(&args)?;
+    let device = device::resolve(args.device)?;
+    std::fs::create_dir_all(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
+    let task = Task {
+        model: args.model.clone(),
+        inputs,
+        out: args.out.clone(),
+        probs: args.probs,
+        options: PredictOptions {
+            batch: args.batch,
+            mc_samples: args.mc,
+            reduction: args.reduction,
+            descriptor: args.descriptors.then(DescriptorConfig::default),
+            seed: args.seed,
+        },
+    };
+    let rows = device::run_on(device, task)??;
+    let summary_path = args.out.join("predictions.json");
+    let text = serde_json::to_string_pretty(&rows)?;
+    fsutil::write_bytes_atomic(&summary_path, format!("{text}\n").as_bytes())
+        .with_context(|| format!("writing {}", summary_path.display()))?;
+    let secs = start.elapsed().as_secs_f64();
+    if args.json {
+        print_json(&serde_json::json!({"cases": rows.len(), "out": args.out, "seconds": secs}))?;
+    } else if !global.quiet {
+        println!("wrote {} masks to {} in {secs:.1} s", rows.len(), args.out.display());
+    }
+    Ok(ExitStatus::Success)
+}

@@ -1,0 +1,276 @@
+//! Where the numbers are computed: `--device auto|cpu|cuda[:N]` parsed into a
+//! [`DeviceRequest`], resolved into a [`Device`] that exists, and the one place that names
+//! concrete burn backends ([`CpuBackend`], `CudaBackend` with the `cuda` feature).
+//!
+//! Library code stays generic over `B: Backend`; a caller hands a [`BackendTask`] to
+//! [`run_on`], which picks the backend type for the resolved device (the pattern of burn's
+//! examples, where `main` fixes the backend and the library stays generic).
+//!
+//! ```
+//! use delinea::device::{resolve, Device, DeviceRequest};
+//!
+//! let request: DeviceRequest = "cpu".parse().unwrap();
+//! assert_eq!(resolve(request).unwrap(), Device::Cpu);
+//! assert!("gpu".parse::<DeviceRequest>().is_err());
+//! ```
+
+use std::fmt;
+use std::str::FromStr;
+
+use burn::backend::{Autodiff, Flex};
+use burn::tensor::backend::AutodiffBackend;
+
+/// The CPU backend: burn's flex (SIMD kernels, rayon threads).
+pub type CpuBackend = Flex;
+/// [`CpuBackend`] with automatic differentiation, for training.
+pub type CpuAutodiff = Autodiff<CpuBackend>;
+/// The CUDA backend (burn-cuda with kernel fusion and autotuning).
+#[cfg(feature = "cuda")]
+pub type CudaBackend = burn::backend::Cuda;
+/// [`CudaBackend`] with automatic differentiation, for training.
+#[cfg(feature = "cuda")]
+pub type CudaAutodiff = Autodiff<CudaBackend>;
+
+/// What the user asked for with `--device`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DeviceRequest {
+    /// CUDA when compiled in and a GPU answers, else the CPU.
+    #[default]
+    Auto,
+    /// The CPU.
+    Cpu,
+    /// CUDA device number `N` (`cuda` is `cuda:0`).
+    Cuda(usize),
+}
+
+impl FromStr for DeviceRequest {
+    type Err = Error;
+
+    /// Parses `auto`, `cpu`, `cuda` or `cuda:N` (case-insensitive, surrounding blanks ignored).
+    fn from_str(s: &str) -> Result<Self, Error> {
+        let t = s.trim().to_ascii_lowercase();
+        match t.as_str() {
+            "auto" => Ok(Self::Auto),
+            "cpu" => Ok(Self::Cpu),
+            "cuda" => Ok(Self::Cuda(0)),
+            _ => t
+                .strip_prefix("cuda:")
+                .and_then(|n| n.parse().ok())
+                .map(Self::Cuda)
+                .ok_or_else(|| Error::Parse { input: s.to_string() }),
+        }
+    }
+}
+
+impl fmt::Display for DeviceRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Auto => f.write_str("auto"),
+            Self::Cpu => f.write_str("cpu"),
+            Self::Cuda(n) => write!(f, "cuda:{n}"),
+        }
+    }
+}
+
+/// A device that exists and answered, as [`resolve`] found it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Device {
+    /// The CPU ([`CpuBackend`]).
+    Cpu,
+    /// CUDA device number `index` (`CudaBackend`).
+    Cuda {
+        /// The CUDA ordinal.
+        index: usize,
+    },
+}
+
+impl fmt::Display for Device {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Cpu => f.write_str("cpu"),
+            Self::Cuda { index } => write!(f, "cuda:{index}"),
+        }
+    }
+}
+
+/// Why a device request cannot be met.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Not one of `auto`, `cpu`, `cuda`, `cuda:N`.
+    #[error("unknown device `{input}`: expected auto, cpu, cuda or cuda:N")]
+    Parse {
+        /// What was given.
+        input: String,
+    },
+    /// CUDA was asked for, but this delinea was built without the `cuda` feature.
+    #[error("`{requested}` asked for, but this delinea was built without CUDA (rebuild with `--features cuda`)")]
+    CudaNotCompiled {
+        /// The request, e.g. `cuda:0`.
+        requested: String,
+    },
+    /// CUDA is compiled in, but the device did not answer (no driver, no GPU, bad index).
+    #[error("CUDA device {index} is not usable: {reason}")]
+    CudaUnavailable {
+        /// The CUDA ordinal asked for.
+        index: usize,
+        /// What the CUDA runtime said.
+        reason: String,
+    },
+}
+
+/// Whether this build has the CUDA backend (the `cuda` cargo feature).
+pub const fn cuda_compiled() -> bool {
+    cfg!(feature = "cuda")
+}
+
+/// Turns a request into a device that answers: `cpu` always; `cuda:N` only when compiled in and
+/// device `N` runs a tiny computation, else a typed error; `auto` CUDA device 0 when that works,
+/// else the CPU.
+pub fn resolve(request: DeviceRequest) -> Result<Device, Error> {
+    match request {
+        DeviceRequest::Cpu => Ok(Device::Cpu),
+        DeviceRequest::Cuda(index) => probe_cuda(index, &request).map(|()| Device::Cuda { index }),
+        DeviceRequest::Auto => Ok(match probe_cuda(0, &request) {
+            Ok(()) => Device::Cuda { index: 0 },
+            Err(_) => Device::Cpu,
+        }),
+    }
+}
+
+#[cfg(not(feature = "cuda"))]
+fn probe_cuda(_index: usize, request: &DeviceRequest) -> Result<(), Error> {
+    Err(Error::CudaNotCompiled {
+        requested: request.to_string(),
+    })
+}
+
+/// Runs `1 + 2` on the device and reads it back. cubecl panics (rather than erring) when the
+/// driver library is missing or the ordinal does not exist, so the probe catches the panic,
+/// with the panic hook silenced meanwhile so that nothing is printed.
+#[cfg(feature = "cuda")]
+fn probe_cuda(index: usize, _request: &DeviceRequest) -> Result<(), Error> {
+    use burn::backend::cuda::CudaDevice;
+    use burn::tensor::Tensor;
+    use std::panic::{catch_unwind, set_hook, take_hook};
+
+    let hook = take_hook();
+    set_hook(Box::new(|_| {}));
+    let result = catch_unwind(|| {
+        let device = CudaDevice::new(index);
+        Tensor::<CudaBackend, 1>::from_floats([1.0, 2.0], &device)
+            .sum()
+            .into_scalar()
+    });
+    set_hook(hook);
+    match result {
+        Ok(sum) if sum == 3.0 => Ok(()),
+        Ok(sum) => Err(Error::CudaUnavailable {
+            index,
+            reason: format!("1 + 2 gave {sum}"),
+        }),
+        Err(payload) => {
+            let reason = payload
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "the CUDA runtime failed".into());
+            Err(Error::CudaUnavailable { index, reason })
+        }
+    }
+}
+
+/// Work that runs on any autodiff backend; [`run_on`] chooses which.
+pub trait BackendTask {
+    /// What the task returns.
+    type Output;
+    /// Runs on backend `B` (train with `B`, evaluate with `B::InnerBackend`) on `device`.
+    fn run<B: AutodiffBackend>(self, device: B::Device) -> Self::Output;
+}
+
+/// Runs `task` on the backend of `device`: [`CpuAutodiff`] for the CPU, `CudaAutodiff` for CUDA.
+///
+/// Without the `cuda` feature a [`Device::Cuda`] cannot come out of [`resolve`]; given one
+/// anyway, this returns [`Error::CudaNotCompiled`].
+pub fn run_on<T: BackendTask>(device: Device, task: T) -> Result<T::Output, Error> {
+    match device {
+        Device::Cpu => Ok(task.run::<CpuAutodiff>(Default::default())),
+        #[cfg(feature = "cuda")]
+        Device::Cuda { index } => Ok(task.run::<CudaAutodiff>(burn::backend::cuda::CudaDevice::new(index))),
+        #[cfg(not(feature = "cuda"))]
+        Device::Cuda { .. } => Err(Error::CudaNotCompiled {
+            requested: device.to_string(),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::tensor::{ElementConversion, Tensor};
+
+    use super::*;
+
+    #[test]
+    fn parses_every_form() {
+        assert_eq!("auto".parse(), Ok(DeviceRequest::Auto));
+        assert_eq!(" CPU ".parse(), Ok(DeviceRequest::Cpu));
+        assert_eq!("cuda".parse(), Ok(DeviceRequest::Cuda(0)));
+        assert_eq!("cuda:3".parse(), Ok(DeviceRequest::Cuda(3)));
+        for bad in ["", "gpu", "cuda:", "cuda:-1", "cuda:x", "cpu:0"] {
+            assert_eq!(
+                bad.parse::<DeviceRequest>(),
+                Err(Error::Parse { input: bad.to_string() }),
+                "{bad}"
+            );
+        }
+        assert_eq!(DeviceRequest::Cuda(2).to_string(), "cuda:2");
+    }
+
+    #[test]
+    fn cpu_always_resolves_and_auto_falls_back() {
+        assert_eq!(resolve(DeviceRequest::Cpu), Ok(Device::Cpu));
+        // On a machine without a GPU (or a build without CUDA), auto is the CPU; with one, CUDA 0.
+        let auto = resolve(DeviceRequest::Auto).unwrap();
+        assert!(auto == Device::Cpu || (cuda_compiled() && auto == Device::Cuda { index: 0 }));
+    }
+
+    #[cfg(not(feature = "cuda"))]
+    #[test]
+    fn cuda_without_the_feature_is_a_typed_error() {
+        let err = resolve(DeviceRequest::Cuda(1)).unwrap_err();
+        assert_eq!(
+            err,
+            Error::CudaNotCompiled {
+                requested: "cuda:1".into()
+            }
+        );
+        assert!(err.to_string().contains("--features cuda"));
+        assert!(run_on(Device::Cuda { index: 0 }, Sum).is_err());
+    }
+
+    /// A device number no machine has must fail cleanly, not panic.
+    #[cfg(feature = "cuda")]
+    #[test]
+    fn missing_cuda_device_is_a_typed_error() {
+        assert!(matches!(
+            resolve(DeviceRequest::Cuda(999)),
+            Err(Error::CudaUnavailable { index: 999, .. })
+        ));
+    }
+
+    struct Sum;
+    impl BackendTask for Sum {
+        type Output = f32;
+        fn run<B: AutodiffBackend>(self, device: B::Device) -> f32 {
+            Tensor::<B, 1>::from_floats([1.0, 2.0], &device)
+                .sum()
+                .into_scalar()
+                .elem()
+        }
+    }
+
+    #[test]
+    fn run_on_cpu_dispatches() {
+        assert_eq!(run_on(Device::Cpu, Sum), Ok(3.0));
+    }
+}
