@@ -12,10 +12,15 @@ pub struct Args {
     device: DeviceRequest,
 }
 
+/// Resolves the request and prints the device it gives.
 pub fn run(args: Args, global: Global) -> anyhow::Result<ExitStatus> {
     let device = resolve(args.device)?;
     if !global.quiet {
-        println!("{} -> {device} (CUDA compiled in: {})", args.device, if cuda_compiled() { "yes" } else { "no" });
+        println!(
+            "{} -> {device} (CUDA compiled in: {})",
+            args.device,
+            if cuda_compiled() { "yes" } else { "no" }
+        );
     }
     Ok(ExitStatus::Success)
 }
