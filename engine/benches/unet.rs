@@ -3,7 +3,8 @@
 //!
 //! `cargo bench -p delinea --bench unet` (release profile). Environment: `DELINEA_BENCH_THREADS`
 //! (rayon threads, default 2), `DELINEA_BENCH_SIZE` (slice side, default 128),
-//! `DELINEA_BENCH_BATCH` (default 8), `DELINEA_BENCH_REPS` (timed repetitions, default 3).
+//! `DELINEA_BENCH_BATCH` (default 8), `DELINEA_BENCH_REPS` (timed repetitions, default 3),
+//! `DELINEA_BENCH_BN` (0: skip the batch-norm comparison, e.g. when profiling the U-Net alone).
 //! Reports the median and the minimum of the timed repetitions after one warm-up, and the same
 //! for one batch norm at `[batch, 16, size, size]` (the widest activation of the network):
 //! burn 0.21's `BatchNorm` against ours ([`BatchNorm2d`]), measured in the same run.
@@ -65,6 +66,13 @@ fn main() {
     let x = Tensor::<AB, 4>::random([batch, 1, size, size], Distribution::Normal(0.0, 1.0), &device);
     let y = Tensor::<AB, 3, Int>::random([batch, size, size], Distribution::Uniform(0.0, 2.0), &device);
 
+    // Where a training step goes: forward (with the autodiff graph) + loss, then + backward.
+    let (fwd_med, _) = time(reps, || {
+        let _ = loss_fn.forward(net.forward(x.clone()), y.clone()).total.into_scalar();
+    });
+    let (fwd_bwd_med, _) = time(reps, || {
+        let _ = loss_fn.forward(net.forward(x.clone()), y.clone()).total.backward();
+    });
     let (train_med, train_min) = time(reps, || {
         let loss = loss_fn.forward(net.forward(x.clone()), y.clone()).total;
         let grads = GradientsParams::from_grads(loss.backward(), &net);
@@ -75,30 +83,38 @@ fn main() {
     let (infer_med, infer_min) = time(reps, || {
         let _ = eval.forward(xi.clone()).sum().into_scalar();
     });
-    let bn = bench_batch_norm(reps, batch, size);
+    let bn = (env("DELINEA_BENCH_BN", 1) == 1).then(|| bench_batch_norm(reps, batch, size));
     println!("unet2d paper config, flex CPU, {threads} threads, batch [{batch}, 1, {size}, {size}], {reps} reps");
     println!(
         "  training step:   median {:.3} s  (min {:.3} s)",
         train_med.as_secs_f64(),
         train_min.as_secs_f64()
     );
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    println!(
+        "  of which: forward+loss {:.0} ms, backward {:.0} ms, optimiser step {:.0} ms",
+        ms(fwd_med),
+        ms(fwd_bwd_med.saturating_sub(fwd_med)),
+        ms(train_med.saturating_sub(fwd_bwd_med))
+    );
     println!(
         "  inference batch: median {:.3} s  (min {:.3} s)",
         infer_med.as_secs_f64(),
         infer_min.as_secs_f64()
     );
-    let ms = |d: Duration| d.as_secs_f64() * 1e3;
-    println!("batch norm [{batch}, 16, {size}, {size}], median of {reps}:");
-    println!(
-        "  forward+backward: burn BatchNorm {:.1} ms, delinea BatchNorm2d {:.1} ms",
-        ms(bn[0]),
-        ms(bn[1])
-    );
-    println!(
-        "  forward (eval):   burn BatchNorm {:.1} ms, delinea BatchNorm2d {:.1} ms",
-        ms(bn[2]),
-        ms(bn[3])
-    );
+    if let Some(bn) = bn {
+        println!("batch norm [{batch}, 16, {size}, {size}], median of {reps}:");
+        println!(
+            "  forward+backward: burn BatchNorm {:.1} ms, delinea BatchNorm2d {:.1} ms",
+            ms(bn[0]),
+            ms(bn[1])
+        );
+        println!(
+            "  forward (eval):   burn BatchNorm {:.1} ms, delinea BatchNorm2d {:.1} ms",
+            ms(bn[2]),
+            ms(bn[3])
+        );
+    }
 }
 
 /// Forward + backward (training) and forward (evaluation) of one batch norm over

@@ -146,16 +146,33 @@ fn probe_cuda(_index: usize, request: &DeviceRequest) -> Result<(), Error> {
 }
 
 /// Runs `1 + 2` on the device and reads it back. cubecl panics (rather than erring) when the
-/// driver library is missing or the ordinal does not exist, so the probe catches the panic,
-/// with the panic hook silenced meanwhile so that nothing is printed.
+/// driver library is missing or the ordinal does not exist, often in its own server thread, so
+/// the probe catches the panic and, through a temporary panic hook that prints nothing, keeps
+/// the first panic message of any thread as the reason (a panic elsewhere in the process
+/// during those milliseconds would print nothing either: resolve devices at startup).
 #[cfg(feature = "cuda")]
 fn probe_cuda(index: usize, _request: &DeviceRequest) -> Result<(), Error> {
     use burn::backend::cuda::CudaDevice;
     use burn::tensor::Tensor;
     use std::panic::{catch_unwind, set_hook, take_hook};
+    use std::sync::Mutex;
 
+    // One probe at a time, so that concurrent probes cannot restore each other's silent hook.
+    static PROBE: Mutex<()> = Mutex::new(());
+    static FIRST_PANIC: Mutex<Option<String>> = Mutex::new(None);
+    let _probe = PROBE.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    *FIRST_PANIC.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = None;
     let hook = take_hook();
-    set_hook(Box::new(|_| {}));
+    set_hook(Box::new(|info| {
+        let mut first = FIRST_PANIC.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if first.is_none() {
+            let payload = info.payload();
+            let message = (payload.downcast_ref::<&str>().map(|s| s.to_string()))
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| info.to_string());
+            *first = Some(message);
+        }
+    }));
     let result = catch_unwind(|| {
         let device = CudaDevice::new(index);
         Tensor::<CudaBackend, 1>::from_floats([1.0, 2.0], &device)
@@ -163,18 +180,27 @@ fn probe_cuda(index: usize, _request: &DeviceRequest) -> Result<(), Error> {
             .into_scalar()
     });
     set_hook(hook);
+    let first = FIRST_PANIC
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .take();
     match result {
-        Ok(sum) if sum == 3.0 => Ok(()),
+        Ok(3.0) => Ok(()),
         Ok(sum) => Err(Error::CudaUnavailable {
             index,
             reason: format!("1 + 2 gave {sum}"),
         }),
-        Err(payload) => {
-            let reason = payload
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_else(|| "the CUDA runtime failed".into());
+        Err(_) => {
+            let reason = first.unwrap_or_else(|| "the CUDA runtime failed".into());
+            // cudarc's message goes on to list every library name it tried; the head says it.
+            let head = reason.lines().next().unwrap_or_default();
+            let reason = head
+                .split(" - searched for")
+                .next()
+                .unwrap_or(head)
+                .chars()
+                .take(300)
+                .collect();
             Err(Error::CudaUnavailable { index, reason })
         }
     }
@@ -252,10 +278,13 @@ mod tests {
     #[cfg(feature = "cuda")]
     #[test]
     fn missing_cuda_device_is_a_typed_error() {
-        assert!(matches!(
-            resolve(DeviceRequest::Cuda(999)),
-            Err(Error::CudaUnavailable { index: 999, .. })
-        ));
+        match resolve(DeviceRequest::Cuda(999)) {
+            // The reason is the runtime's own first message, not the channel error it causes.
+            Err(Error::CudaUnavailable { index: 999, reason }) => {
+                assert!(!reason.is_empty() && !reason.contains("RecvError"), "{reason}")
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     struct Sum;

@@ -12,6 +12,7 @@ pub struct Args {
     device: DeviceRequest,
 }
 
+/// Resolves the request and prints the device it gives.
 pub fn run(args: Args, global: Global) -> anyhow::Result<ExitStatus> {
     let device = resolve(args.device)?;
     if !global.quiet {

@@ -55,3 +55,12 @@ pub enum Error {
 
 #[cfg(test)]
 mod tests;
+
+/// Serialises the tests that draw random numbers (building a network does: parameters are
+/// initialised randomly, lazily on first use): flex keeps one process-wide RNG (`Backend::seed`
+/// sets it, every random op advances it), so tests running in parallel would interleave draws.
+#[cfg(test)]
+pub(crate) fn rng_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}

@@ -349,12 +349,9 @@ mod tests {
         }
     }
 
-    /// One block Conv3x3-BN-LeakyReLU-Dropout(0)-Conv3x3-BN-LeakyReLU (training mode: batch
-    /// statistics) and a 2x2 stride-2 transposed convolution, with fixed weights, against
-    /// PyTorch 2.15 (`nn.Conv2d`, `nn.BatchNorm2d`, `nn.LeakyReLU()`, `nn.ConvTranspose2d`,
-    /// float32), numbers from bench/model/torch_reference.py.
-    #[test]
-    fn matches_pytorch_conv_block() {
+    /// The conv block and transposed convolution of bench/model/torch_reference.py, with its
+    /// fixed weights.
+    fn reference_block() -> (ConvBlock<AB>, ConvTranspose2d<AB>) {
         let device = Default::default();
         let cfg = UNet2dConfig::new();
         let mut block = ConvBlock::<AB>::new(1, 2, 0.0, &cfg, &device);
@@ -371,7 +368,17 @@ mod tests {
             .init::<AB>(&device);
         up.weight = Param::from_tensor(vals(8, 9.0, 0.4, [2, 1, 2, 2]));
         up.bias = Some(Param::from_tensor(vals(1, 10.0, 0.1, [1])));
+        (block, up)
+    }
 
+    /// One block Conv3x3-BN-LeakyReLU-Dropout(0)-Conv3x3-BN-LeakyReLU (training mode: batch
+    /// statistics) and a 2x2 stride-2 transposed convolution, with fixed weights, against
+    /// PyTorch 2.15 (`nn.Conv2d`, `nn.BatchNorm2d`, `nn.LeakyReLU()`, `nn.ConvTranspose2d`,
+    /// float32), numbers from bench/model/torch_reference.py.
+    #[test]
+    fn matches_pytorch_conv_block() {
+        let _rng = crate::model::rng_lock();
+        let (block, up) = reference_block();
         let x = vals(32, 0.0, 1.0, [2, 1, 4, 4]);
         let y = block.forward(x, false); // [2, 2, 4, 4]
         #[rustfmt::skip]
@@ -417,5 +424,49 @@ mod tests {
             &want_eval,
             1e-4,
         );
+    }
+
+    /// Two SGD steps (lr 0.03, momentum 0.9 with burn's dampening set to PyTorch's 0, weight
+    /// decay 1e-4) through the block (training mode) and the transposed convolution, on
+    /// `loss = sum(up(block(x)) * wt)`: the weights match `torch.optim.SGD`'s.
+    #[test]
+    fn sgd_matches_pytorch() {
+        use burn::optim::decay::WeightDecayConfig;
+        use burn::optim::momentum::MomentumConfig;
+        use burn::optim::{GradientsParams, Optimizer, SgdConfig};
+
+        #[derive(Module, Debug)]
+        struct Net<B: Backend> {
+            block: ConvBlock<B>,
+            up: ConvTranspose2d<B>,
+        }
+        let _rng = crate::model::rng_lock();
+        let (block, up) = reference_block();
+        let mut net = Net { block, up };
+        let mut optim = SgdConfig::new()
+            .with_momentum(Some(MomentumConfig::new().with_momentum(0.9).with_dampening(0.0)))
+            .with_weight_decay(Some(WeightDecayConfig::new(1e-4)))
+            .init::<AB, Net<AB>>();
+        let x = vals(32, 0.0, 1.0, [2, 1, 4, 4]);
+        let wt = vals(128, 11.0, 1.0, [2, 1, 8, 8]);
+        for _ in 0..2 {
+            let loss = net.up.forward(net.block.forward(x.clone())).mul(wt.clone()).sum();
+            let grads = GradientsParams::from_grads(loss.backward(), &net);
+            net = optim.step(0.03, net, grads);
+        }
+        let conv1 = net.block.conv1.weight.val().inner().reshape([1, 2, 3, 3]);
+        #[rustfmt::skip]
+        let want_conv1 = [0.11957, 0.25772, 0.323203, 0.353388, 0.304115, 0.182816, 0.161103, -0.034445, -0.207804,
+            -0.256682, -0.320253, -0.361576, -0.473249, -0.423052, -0.210136, -0.0178932, 0.0442327, 0.152288];
+        assert_close(conv1, &want_conv1, 1e-4);
+        assert_close(
+            net.block.bn2.gamma.val().inner().reshape([1, 1, 1, 2]),
+            &[2.17494, 1.83529],
+            1e-4,
+        );
+        let want_up = [
+            1.41505, 1.26143, -1.31673, -1.51951, 0.861729, 0.799597, -1.5461, -1.55467,
+        ];
+        assert_close(net.up.weight.val().inner(), &want_up, 1e-4);
     }
 }
