@@ -12,6 +12,7 @@
 //! finite voxel is refused.
 
 mod decode;
+mod gzip;
 mod inspect;
 mod quaternion;
 mod read;

@@ -33,20 +33,44 @@ impl Payload<'_> {
         }
     }
 
-    /// Writes the voxels little-endian, through a small reused buffer.
-    fn write_to(&self, w: &mut dyn Write) -> std::io::Result<()> {
+    /// Bytes per voxel.
+    fn width(&self) -> usize {
         match self {
-            Payload::U8(v) => w.write_all(v),
-            Payload::F32(v) => {
-                let mut buf = Vec::with_capacity(1 << 18);
-                for chunk in v.chunks(1 << 16) {
-                    buf.clear();
-                    buf.extend(chunk.iter().flat_map(|x| x.to_le_bytes()));
-                    w.write_all(&buf)?;
-                }
-                Ok(())
-            }
+            Payload::F32(_) => 4,
+            Payload::U8(_) => 1,
         }
+    }
+
+    fn voxels(&self) -> usize {
+        match self {
+            Payload::F32(v) => v.len(),
+            Payload::U8(v) => v.len(),
+        }
+    }
+
+    /// Voxels `range`, little-endian.
+    fn bytes(&self, range: std::ops::Range<usize>) -> Vec<u8> {
+        match self {
+            Payload::U8(v) => v[range].to_vec(),
+            Payload::F32(v) => v[range].iter().flat_map(|x| x.to_le_bytes()).collect(),
+        }
+    }
+
+    /// Writes `header` then the voxels, as `.nii` bytes (plain) or one gzip stream deflated
+    /// in parallel blocks (see [`super::gzip`]).
+    fn write_to(&self, w: &mut dyn Write, header: &[u8], gz: bool) -> std::io::Result<()> {
+        let per_block = super::gzip::BLOCK / self.width();
+        let n_blocks = self.voxels().div_ceil(per_block).max(1);
+        let block = |i: usize| {
+            let range = i * per_block..((i + 1) * per_block).min(self.voxels());
+            let mut bytes = if i == 0 { header.to_vec() } else { Vec::new() };
+            bytes.extend_from_slice(&self.bytes(range));
+            bytes
+        };
+        if gz {
+            return super::gzip::write_gzip(w, n_blocks, block, GZIP_LEVEL);
+        }
+        (0..n_blocks).try_for_each(|i| w.write_all(&block(i)))
     }
 }
 
@@ -55,17 +79,7 @@ pub(crate) fn write_nifti(path: &Path, geometry: &Geometry, payload: Payload) ->
     let (datatype, bitpix) = payload.datatype_bitpix();
     let header = encode_header(geometry, datatype, bitpix);
     let gz = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("gz"));
-    write_atomic(path, |w| {
-        if gz {
-            let mut enc = flate2::write::GzEncoder::new(w, flate2::Compression::new(GZIP_LEVEL));
-            enc.write_all(&header)?;
-            payload.write_to(&mut enc)?;
-            enc.finish()?.flush()
-        } else {
-            w.write_all(&header)?;
-            payload.write_to(w)
-        }
-    })
+    write_atomic(path, |w| payload.write_to(w, &header, gz))
     .map_err(|e| Error::io(path, e))
 }
 
