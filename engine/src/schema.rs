@@ -17,6 +17,7 @@ pub fn schemas() -> Vec<(&'static str, Value)> {
         ("metrics", schema_for!(crate::metrics::Metrics)),
         ("candidate-pool", schema_for!(crate::strategy::query::CandidatePool)),
         ("selection", schema_for!(crate::strategy::query::Selection)),
+        ("references", schema_for!(crate::strategy::query::References)),
         ("adapt-plan", schema_for!(crate::strategy::adapt::AdaptPlan)),
         ("train-config", schema_for!(crate::train::TrainConfig)),
         ("model-card", schema_for!(crate::model::ModelCard)),

@@ -6,6 +6,7 @@ mod device;
 mod inspect;
 mod metrics;
 mod predict;
+mod query;
 mod schema;
 mod synth;
 mod train;
@@ -47,6 +48,10 @@ enum Command {
     Train(train::Args),
     /// Segment volumes with a trained model (masks, probabilities, MC-dropout maps).
     Predict(predict::Args),
+    /// Source side: K-means reference points of the source training slices' descriptors.
+    Reference(query::ReferenceArgs),
+    /// Target side: rank a centre's unlabelled training scans with a query strategy.
+    Query(query::QueryArgs),
     /// Show which compute device `--device auto|cpu|cuda[:N]` resolves to here.
     Device(device::Args),
 }
@@ -94,6 +99,8 @@ pub fn main() -> ExitCode {
         Command::Device(a) => device::run(a, global),
         Command::Train(a) => train::run(a, global),
         Command::Predict(a) => predict::run(a, global),
+        Command::Reference(a) => query::run_reference(a, global),
+        Command::Query(a) => query::run_query(a, global),
     };
     match result {
         Ok(status) => status.into(),

@@ -55,6 +55,8 @@ pub struct McUncertainty {
     pub slice_entropy: Vec<f32>,
     /// BALD reduced per axial slice, `[n_slices]`.
     pub slice_bald: Vec<f32>,
+    /// Per-slice reduced margin between the two most probable classes (small = uncertain).
+    pub slice_margin: Vec<f32>,
     /// Entropy reduced over the whole volume (all slice pixels).
     pub volume_entropy: f32,
     /// BALD reduced over the whole volume.
@@ -203,6 +205,7 @@ pub fn predict_prepared<B: Backend>(
             samples: options.mc_samples,
             slice_entropy: reduce_slices(&u.entropy),
             slice_bald: reduce_slices(&u.bald),
+            slice_margin: reduce_slices(&u.margin),
             volume_entropy: options.reduction.apply(&u.entropy),
             volume_bald: options.reduction.apply(&u.bald),
             entropy: prepared.restore(&u.entropy, Interp::Linear),

@@ -450,7 +450,11 @@ mod tests {
         let x = vals(32, 0.0, 1.0, [2, 1, 4, 4]);
         let wt = vals(128, 11.0, 1.0, [2, 1, 8, 8]);
         for _ in 0..2 {
-            let loss = net.up.forward(net.block.forward(x.clone(), false)).mul(wt.clone()).sum();
+            let loss = net
+                .up
+                .forward(net.block.forward(x.clone(), false))
+                .mul(wt.clone())
+                .sum();
             let grads = GradientsParams::from_grads(loss.backward(), &net);
             net = optim.step(0.03, net, grads);
         }

@@ -19,15 +19,19 @@
 //! assert_eq!(cases, ["b", "c"]);
 //! ```
 
+mod build;
 mod builtin;
 mod kmeans;
 mod pool;
+mod reference;
 #[cfg(test)]
 mod tests;
 
+pub use build::{build_pool, PoolOptions};
 pub use builtin::{by_name, Coreset, Random, ScoreRank, Stdr, Ugtst, BUILTIN_NAMES};
 pub use kmeans::{dist2, kmeans, nearest, Clusters};
 pub use pool::{stdr_distance, Aggregate, Candidate, CandidatePool, Scores, Unit};
+pub use reference::References;
 
 use serde::{Deserialize, Serialize};
 
@@ -64,6 +68,14 @@ pub enum Error {
     /// A budget that is not a count, a fraction in (0, 1] or a percentage.
     #[error("bad budget {0:?}: expected a count (e.g. 12), a fraction (0.2) or a percentage (20%)")]
     BadBudget(String),
+    /// A references file that cannot be used.
+    #[error("{path}: not a usable references file: {reason}")]
+    References {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
     /// No strategy of that name.
     #[error("unknown query strategy {name:?}; builtins: {}", BUILTIN_NAMES.join(", "))]
     Unknown {

@@ -46,16 +46,26 @@ where
 /// block, by the final block.
 fn deflate(raw: &[u8], level: u32, last: bool) -> io::Result<Vec<u8>> {
     let mut c = Compress::new(Compression::new(level), false);
-    let flush = if last { FlushCompress::Finish } else { FlushCompress::Sync };
+    let flush = if last {
+        FlushCompress::Finish
+    } else {
+        FlushCompress::Sync
+    };
     let mut out = Vec::with_capacity(raw.len() / 2 + 1024);
     loop {
         if out.capacity() - out.len() < 1024 {
             out.reserve(raw.len() / 4 + 4096);
         }
         let consumed = c.total_in() as usize;
-        let status = c.compress_vec(&raw[consumed..], &mut out, flush).map_err(io::Error::other)?;
+        let status = c
+            .compress_vec(&raw[consumed..], &mut out, flush)
+            .map_err(io::Error::other)?;
         let all_in = c.total_in() as usize == raw.len();
-        let done = if last { status == Status::StreamEnd } else { all_in && out.len() < out.capacity() };
+        let done = if last {
+            status == Status::StreamEnd
+        } else {
+            all_in && out.len() < out.capacity()
+        };
         if done {
             return Ok(out);
         }
@@ -69,10 +79,18 @@ mod tests {
 
     #[test]
     fn blocks_make_one_readable_gzip_member() {
-        let data: Vec<u8> = (0..(3 * BLOCK + 12345)).map(|i| ((i * 7) % 251) as u8 ^ (i / 1000) as u8).collect();
+        let data: Vec<u8> = (0..(3 * BLOCK + 12345))
+            .map(|i| ((i * 7) % 251) as u8 ^ (i / 1000) as u8)
+            .collect();
         let n = data.len().div_ceil(BLOCK);
         let mut gz = Vec::new();
-        write_gzip(&mut gz, n, |i| data[i * BLOCK..((i + 1) * BLOCK).min(data.len())].to_vec(), 2).unwrap();
+        write_gzip(
+            &mut gz,
+            n,
+            |i| data[i * BLOCK..((i + 1) * BLOCK).min(data.len())].to_vec(),
+            2,
+        )
+        .unwrap();
         // A single-member decoder (not Multi) must read everything: one member, valid CRC.
         let mut back = Vec::new();
         flate2::read::GzDecoder::new(&gz[..]).read_to_end(&mut back).unwrap();

@@ -79,8 +79,7 @@ pub(crate) fn write_nifti(path: &Path, geometry: &Geometry, payload: Payload) ->
     let (datatype, bitpix) = payload.datatype_bitpix();
     let header = encode_header(geometry, datatype, bitpix);
     let gz = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("gz"));
-    write_atomic(path, |w| payload.write_to(w, &header, gz))
-    .map_err(|e| Error::io(path, e))
+    write_atomic(path, |w| payload.write_to(w, &header, gz)).map_err(|e| Error::io(path, e))
 }
 
 /// The little-endian NIfTI-1 header (+ empty extension flag) for a 3D grid. The sform holds

@@ -1,0 +1,232 @@
+//! `delinea reference` (source side) and `delinea query` (target side).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use burn::tensor::backend::AutodiffBackend;
+use delinea::dataset::{CaseEntry, Manifest, Split};
+use delinea::device::{self, BackendTask, DeviceRequest};
+use delinea::model::checkpoint;
+use delinea::strategy::query::{self, build_pool, Aggregate, Budget, CandidatePool, PoolOptions, References};
+
+use super::{print_json, ExitStatus, Global};
+
+/// Compute the source reference points: K-means over the source training slices' descriptors.
+#[derive(Debug, clap::Args)]
+pub struct ReferenceArgs {
+    /// The source model (a `delinea train` folder).
+    #[arg(long)]
+    model: PathBuf,
+    /// The dataset manifest.
+    #[arg(long)]
+    manifest: PathBuf,
+    /// Source centre(s), comma-separated; their train split is used.
+    #[arg(long = "centre", value_delimiter = ',', required = true)]
+    centres: Vec<String>,
+    /// Number of reference points (METHOD.md: 30-40).
+    #[arg(long, default_value_t = 40)]
+    k: usize,
+    /// K-means iterations.
+    #[arg(long, default_value_t = 20)]
+    iterations: usize,
+    /// Seed of the k-means++ initialisation.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Compute device.
+    #[arg(long, default_value = "auto")]
+    device: DeviceRequest,
+    /// Where to write the references (JSON, data-schema/references.schema.json).
+    #[arg(long)]
+    out: PathBuf,
+}
+
+/// Rank a target centre's unlabelled training scans: which to label next.
+#[derive(Debug, clap::Args)]
+pub struct QueryArgs {
+    /// The source model.
+    #[arg(long)]
+    model: PathBuf,
+    /// Source reference points (`delinea reference`); needed by stdr and mada.
+    #[arg(long)]
+    refs: Option<PathBuf>,
+    /// The dataset manifest.
+    #[arg(long)]
+    manifest: PathBuf,
+    /// Target centre(s), comma-separated; their train split is the pool.
+    #[arg(long = "centre", value_delimiter = ',', required = true)]
+    centres: Vec<String>,
+    /// Strategy: random, entropy, bald, margin, stdr, mada, ugtst, coreset.
+    #[arg(long)]
+    strategy: String,
+    /// Budget: a count (12), a fraction (0.2) or a percentage (20%).
+    #[arg(long, default_value = "20%")]
+    budget: String,
+    /// Rank slices or whole volumes (a volume scores by its slices, see --aggregate).
+    #[arg(long, value_enum, default_value = "slice")]
+    unit: UnitArg,
+    /// How a volume's score comes from its slices.
+    #[arg(long, value_enum, default_value = "mean")]
+    aggregate: AggregateArg,
+    /// MC-dropout samples for uncertainty strategies.
+    #[arg(long, default_value_t = 8)]
+    mc: usize,
+    /// Seed of random choices (random strategy, dropout masks, k-means).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Compute device.
+    #[arg(long, default_value = "auto")]
+    device: DeviceRequest,
+    /// Where to write the selection (JSON, data-schema/selection.schema.json).
+    #[arg(long)]
+    out: PathBuf,
+    /// Print the selection as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum UnitArg {
+    Slice,
+    Volume,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum AggregateArg {
+    Mean,
+    Max,
+}
+
+/// The pool of the train split of `centres` as the model sees it.
+struct PoolTask {
+    model: PathBuf,
+    cases: Vec<CaseEntry>,
+    options: PoolOptions,
+}
+
+impl BackendTask for PoolTask {
+    type Output = anyhow::Result<CandidatePool>;
+
+    fn run<B: AutodiffBackend>(self, device: B::Device) -> Self::Output {
+        let (model, card) = checkpoint::load::<B::InnerBackend>(&self.model, &device)?;
+        let cases: Vec<&CaseEntry> = self.cases.iter().collect();
+        Ok(build_pool(&model, &card, &cases, &self.options)?)
+    }
+}
+
+fn train_cases(manifest: &Manifest, centres: &[String]) -> anyhow::Result<Vec<CaseEntry>> {
+    for c in centres {
+        if manifest.centre(c).is_none() {
+            anyhow::bail!("{}: no centre {c:?}", manifest.path.display());
+        }
+    }
+    let cases: Vec<CaseEntry> = manifest
+        .cases()
+        .iter()
+        .filter(|c| c.split == Split::Train && centres.contains(&c.centre))
+        .cloned()
+        .collect();
+    if cases.is_empty() {
+        anyhow::bail!(
+            "{}: centre(s) {centres:?} have no training case",
+            manifest.path.display()
+        );
+    }
+    Ok(cases)
+}
+
+fn pool(
+    model: &Path,
+    manifest: &Path,
+    centres: &[String],
+    device: DeviceRequest,
+    options: PoolOptions,
+) -> anyhow::Result<CandidatePool> {
+    checkpoint::load_card(model)?;
+    let manifest = Manifest::load(manifest)?;
+    let cases = train_cases(&manifest, centres)?;
+    let device = device::resolve(device)?;
+    device::run_on(
+        device,
+        PoolTask {
+            model: model.to_path_buf(),
+            cases,
+            options,
+        },
+    )?
+}
+
+pub fn run_reference(args: ReferenceArgs, global: Global) -> anyhow::Result<ExitStatus> {
+    let needs = query::Needs {
+        stdr: true,
+        ..Default::default()
+    };
+    let options = PoolOptions {
+        needs,
+        ..Default::default()
+    };
+    let pool = pool(&args.model, &args.manifest, &args.centres, args.device, options)?;
+    let refs = References::from_pool(&pool, args.centres.clone(), args.k, args.iterations, args.seed);
+    refs.write(&args.out)
+        .with_context(|| format!("writing {}", args.out.display()))?;
+    if !global.quiet {
+        println!(
+            "{} reference points from {} source slices of {:?} written to {}",
+            refs.centroids.len(),
+            refs.slices,
+            args.centres,
+            args.out.display()
+        );
+    }
+    Ok(ExitStatus::Success)
+}
+
+pub fn run_query(args: QueryArgs, global: Global) -> anyhow::Result<ExitStatus> {
+    let strategy = query::by_name(&args.strategy)?;
+    let budget = Budget::parse(&args.budget)?;
+    let needs = strategy.needs();
+    let refs = match (&args.refs, needs.stdr) {
+        (Some(path), _) => Some(References::load(path)?),
+        (None, true) => anyhow::bail!("strategy {} needs source reference points: --refs FILE", args.strategy),
+        (None, false) => None,
+    };
+    let options = PoolOptions {
+        needs,
+        mc_samples: args.mc,
+        seed: args.seed,
+        ..Default::default()
+    };
+    let mut pool = pool(&args.model, &args.manifest, &args.centres, args.device, options)?;
+    if let Some(r) = &refs {
+        pool = pool.with_reference(&r.centroids);
+    }
+    if let UnitArg::Volume = args.unit {
+        let how = match args.aggregate {
+            AggregateArg::Mean => Aggregate::Mean,
+            AggregateArg::Max => Aggregate::Max,
+        };
+        pool = pool.volumes(how);
+    }
+    let selection = strategy.select(&pool, budget, args.seed)?;
+    let text = serde_json::to_string_pretty(&selection)?;
+    delinea::fsutil::write_bytes_atomic(&args.out, format!("{text}\n").as_bytes())
+        .with_context(|| format!("writing {}", args.out.display()))?;
+    if args.json {
+        print_json(&selection)?;
+    } else if !global.quiet {
+        println!(
+            "{} of {} rows selected by {}:",
+            selection.items.len(),
+            selection.pool_size,
+            selection.strategy
+        );
+        for s in selection.items.iter().take(20) {
+            let slice = s.slice.map_or(String::new(), |k| format!(" slice {k}"));
+            let score = s.score.map_or(String::new(), |v| format!(" score {v:.4}"));
+            println!("  {:>3}. {}{slice}  {:?}{score}", s.rank, s.case, s.reason);
+        }
+        if selection.items.len() > 20 {
+            println!("  … {} more in {}", selection.items.len() - 20, args.out.display());
+        }
+    }
+    Ok(ExitStatus::Success)
+}

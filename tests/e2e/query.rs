@@ -1,0 +1,203 @@
+//! `delinea reference` then `delinea query` on a tiny synthetic cohort: selections of the
+//! asked size, no row twice, the dual reference's far and near halves, and clear errors.
+
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+
+use crate::util::{delinea, describe};
+
+fn ok(args: &[&str]) -> Vec<u8> {
+    let out = delinea(args);
+    assert!(out.status.success(), "{args:?}: {}", describe(&out));
+    out.stdout
+}
+
+#[test]
+fn reference_then_query_ranks_the_target_pool() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    let (cohort, model, refs) = (p("cohort"), p("model"), p("refs.json"));
+    let manifest = format!("{cohort}/manifest.json");
+    ok(&[
+        "synth",
+        "--out",
+        &cohort,
+        "--seed",
+        "4",
+        "--centres",
+        "2",
+        "--cases-per-centre",
+        "5",
+        "--multi-rater-cases",
+        "0",
+        "--size",
+        "32,32,8",
+        "--quiet",
+    ]);
+    let config = p("config.json");
+    std::fs::write(&config, r#"{"batch": 4, "validate_every": 10, "preprocessing": {"slice_size": 32}, "model": {"features": [4, 8, 16], "dropout": [0.05, 0.1, 0.2]}}"#).unwrap();
+    ok(&[
+        "train",
+        "--manifest",
+        &manifest,
+        "--centre",
+        "C1",
+        "--config",
+        &config,
+        "--iterations",
+        "10",
+        "--device",
+        "cpu",
+        "--out",
+        &model,
+        "--quiet",
+    ]);
+    ok(&[
+        "reference",
+        "--model",
+        &model,
+        "--manifest",
+        &manifest,
+        "--centre",
+        "C1",
+        "--k",
+        "5",
+        "--device",
+        "cpu",
+        "--out",
+        &refs,
+        "--quiet",
+    ]);
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(&refs).unwrap()).unwrap();
+    assert_eq!(r["format"], "delinea-references");
+    assert_eq!(r["slices"], 3 * 8, "3 training volumes of 8 slices");
+    let centroids = r["centroids"].as_array().unwrap();
+    assert!(!centroids.is_empty() && centroids.len() <= 5);
+    assert_eq!(
+        centroids[0].as_array().unwrap().len(),
+        4,
+        "32 x 32 slices pooled by 16: 2 x 2"
+    );
+
+    // C2's training split: 3 volumes x 8 slices = 24 rows; 25 % of them = 6.
+    let query = |strategy: &str, extra: &[&str]| -> Value {
+        let out = p(&format!("{strategy}.json"));
+        let mut args = vec![
+            "query",
+            "--model",
+            &model,
+            "--refs",
+            &refs,
+            "--manifest",
+            &manifest,
+            "--centre",
+            "C2",
+        ];
+        args.extend_from_slice(&[
+            "--strategy",
+            strategy,
+            "--budget",
+            "25%",
+            "--mc",
+            "2",
+            "--device",
+            "cpu",
+            "--out",
+            &out,
+            "--quiet",
+        ]);
+        args.extend_from_slice(extra);
+        ok(&args);
+        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap()
+    };
+    for strategy in ["stdr", "entropy", "random", "coreset"] {
+        let s = query(strategy, &[]);
+        let items = s["items"].as_array().unwrap();
+        assert_eq!((s["pool_size"].as_u64(), items.len()), (Some(24), 6), "{strategy}");
+        let rows: BTreeSet<u64> = items.iter().map(|i| i["index"].as_u64().unwrap()).collect();
+        assert_eq!(rows.len(), 6, "{strategy}: a row twice");
+        assert!(items.iter().all(|i| i["centre"] == "C2"));
+    }
+    let stdr = query("stdr", &[]);
+    let reasons: Vec<&str> = stdr["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["reason"].as_str().unwrap())
+        .collect();
+    assert_eq!(reasons, ["far", "far", "far", "near", "near", "near"]);
+    let scores: Vec<f64> = stdr["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["score"].as_f64().unwrap())
+        .collect();
+    assert!(scores[0] >= scores[1] && scores[1] >= scores[2] && scores[3] <= scores[4] && scores[4] <= scores[5]);
+    assert!(scores[2] >= scores[5], "the far half is farther than the near half");
+    // Volume rows: 25 % of 3 volumes rounds to 1.
+    let volumes = query("stdr", &["--unit", "volume", "--aggregate", "max"]);
+    assert_eq!(
+        (volumes["unit"].as_str(), volumes["pool_size"].as_u64()),
+        (Some("volume"), Some(3))
+    );
+    assert_eq!(volumes["items"].as_array().unwrap().len(), 1);
+    assert!(volumes["items"][0]["slice"].is_null());
+
+    // Clear errors, exit 2.
+    let bad = |args: &[&str], text: &str| {
+        let out = delinea(args);
+        assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(text),
+            "{text}: {}",
+            describe(&out)
+        );
+    };
+    let sel = p("x.json");
+    let base = [
+        "query",
+        "--model",
+        &model,
+        "--manifest",
+        &manifest,
+        "--centre",
+        "C2",
+        "--device",
+        "cpu",
+        "--out",
+        &sel,
+    ];
+    bad(
+        &[&base[..], &["--strategy", "stdr"]].concat(),
+        "needs source reference points",
+    );
+    bad(
+        &[&base[..], &["--strategy", "best"]].concat(),
+        "unknown query strategy \"best\"",
+    );
+    bad(
+        &[&base[..], &["--strategy", "entropy", "--budget", "150%"]].concat(),
+        "bad budget",
+    );
+    bad(
+        &[&base[..], &["--strategy", "mada", "--refs", &config]].concat(),
+        "not a usable references file",
+    );
+    bad(
+        &[
+            "query",
+            "--model",
+            &model,
+            "--manifest",
+            &manifest,
+            "--centre",
+            "C9",
+            "--strategy",
+            "random",
+            "--out",
+            &sel,
+        ],
+        "no centre \"C9\"",
+    );
+}
