@@ -144,6 +144,56 @@ fn reference_then_query_ranks_the_target_pool() {
     assert_eq!(volumes["items"].as_array().unwrap().len(), 1);
     assert!(volumes["items"][0]["slice"].is_null());
 
+    // The labels of the STDR selection plus pseudo-labels for the rest adapt the model.
+    let adapted = p("adapted");
+    let stdr_path = p("stdr.json");
+    let adapt = |strategy: &str, out: &str| {
+        delinea(&[
+            "adapt",
+            "--model",
+            &model,
+            "--selection",
+            &stdr_path,
+            "--manifest",
+            &manifest,
+            "--centre",
+            "C2",
+            "--strategy",
+            strategy,
+            "--config",
+            &config,
+            "--iterations",
+            "3",
+            "--device",
+            "cpu",
+            "--out",
+            out,
+            "--quiet",
+        ])
+    };
+    let out = adapt("finetune+pseudo", &adapted);
+    assert!(out.status.success(), "{}", describe(&out));
+    let plan: Value =
+        serde_json::from_str(&std::fs::read_to_string(format!("{adapted}/adapt-plan.json")).unwrap()).unwrap();
+    assert_eq!(
+        plan["data"][1],
+        serde_json::json!({"rows": "unselected", "labels": "pseudo"})
+    );
+    assert_eq!(plan["schedule"]["iterations"], 3);
+    let preds = p("adapted-preds");
+    ok(&[
+        "predict", "--model", &adapted, "--input", &manifest, "--split", "test", "--centre", "C2", "--device", "cpu",
+        "--out", &preds, "--quiet",
+    ]);
+    assert!(std::path::Path::new(&format!("{preds}/predictions.json")).is_file());
+    let out = adapt("tent", &p("tent"));
+    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not supported by the trainer yet"),
+        "{}",
+        describe(&out)
+    );
+
     // Clear errors, exit 2.
     let bad = |args: &[&str], text: &str| {
         let out = delinea(args);

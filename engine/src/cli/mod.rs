@@ -2,6 +2,7 @@
 //! library calls. Nothing here computes; everything here may print.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod adapt;
 mod device;
 mod inspect;
 mod metrics;
@@ -52,6 +53,8 @@ enum Command {
     Reference(query::ReferenceArgs),
     /// Target side: rank a centre's unlabelled training scans with a query strategy.
     Query(query::QueryArgs),
+    /// Adapt the source model to a target with a labelled selection (and pseudo-labels).
+    Adapt(adapt::Args),
     /// Show which compute device `--device auto|cpu|cuda[:N]` resolves to here.
     Device(device::Args),
 }
@@ -101,6 +104,7 @@ pub fn main() -> ExitCode {
         Command::Predict(a) => predict::run(a, global),
         Command::Reference(a) => query::run_reference(a, global),
         Command::Query(a) => query::run_query(a, global),
+        Command::Adapt(a) => adapt::run(a, global),
     };
     match result {
         Ok(status) => status.into(),

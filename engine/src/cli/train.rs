@@ -125,37 +125,43 @@ impl BackendTask for Task {
         let trainer = Trainer::<B>::new(self.config, device)?;
         let (quiet, every) = (self.quiet, self.log_every);
         let (_, log) = trainer.fit(&self.data, &self.out, |e| {
-            if quiet {
-                return;
-            }
-            match e {
-                Event::Step {
-                    iteration,
-                    iterations,
-                    loss,
-                    lr,
-                    seconds,
-                    ..
-                } if every > 0 && (iteration % every == 0 || iteration == iterations) => {
-                    eprintln!(
-                        "iter {iteration:>6}/{iterations}  loss {loss:.4}  lr {lr:.5}  {:.2} it/s  {seconds:.1} s",
-                        *iteration as f64 / seconds.max(1e-9)
-                    );
-                }
-                Event::Validation {
-                    iteration,
-                    median_dsc,
-                    best,
-                    seconds,
-                    ..
-                } => eprintln!(
-                    "iter {iteration:>6}  validation median DSC {median_dsc:.4}{}  {seconds:.1} s",
-                    if *best { "  (best, saved)" } else { "" }
-                ),
-                _ => {}
+            if !quiet {
+                print_event(e, every);
             }
         })?;
         Ok(log)
+    }
+}
+
+/// One progress line on stderr for a training event: a step every `every` iterations (0: none),
+/// and every validation.
+#[allow(clippy::print_stderr)]
+pub(super) fn print_event(e: &Event, every: usize) {
+    match e {
+        Event::Step {
+            iteration,
+            iterations,
+            loss,
+            lr,
+            seconds,
+            ..
+        } if every > 0 && (iteration % every == 0 || iteration == iterations) => {
+            eprintln!(
+                "iter {iteration:>6}/{iterations}  loss {loss:.4}  lr {lr:.5}  {:.2} it/s  {seconds:.1} s",
+                *iteration as f64 / seconds.max(1e-9)
+            );
+        }
+        Event::Validation {
+            iteration,
+            median_dsc,
+            best,
+            seconds,
+            ..
+        } => eprintln!(
+            "iter {iteration:>6}  validation median DSC {median_dsc:.4}{}  {seconds:.1} s",
+            if *best { "  (best, saved)" } else { "" }
+        ),
+        _ => {}
     }
 }
 

@@ -128,6 +128,43 @@ impl SliceSet {
         Ok(set)
     }
 
+    /// The slices `indices` (in that order), with their case list kept whole.
+    pub fn subset(&self, indices: &[usize]) -> SliceSet {
+        let n = self.size * self.size;
+        let mut out = SliceSet {
+            size: self.size,
+            images: vec![],
+            labels: vec![],
+            slices: vec![],
+            cases: self.cases.clone(),
+        };
+        for &i in indices {
+            out.images.extend_from_slice(&self.images[i * n..(i + 1) * n]);
+            out.labels.extend_from_slice(&self.labels[i * n..(i + 1) * n]);
+            out.slices.push(self.slices[i]);
+        }
+        out
+    }
+
+    /// Appends every slice of `other` (same slice size), re-indexing its cases.
+    pub fn extend(&mut self, other: SliceSet) {
+        let offset = self.cases.len();
+        self.cases.extend(other.cases);
+        self.images.extend(other.images);
+        self.labels.extend(other.labels);
+        self.slices.extend(other.slices.into_iter().map(|s| SliceRef {
+            case: s.case + offset,
+            ..s
+        }));
+    }
+
+    /// Replaces the labels of slice `i` (`size * size` values) and recounts its tumour.
+    pub fn set_labels(&mut self, i: usize, labels: &[u8]) {
+        let n = self.size * self.size;
+        self.labels[i * n..(i + 1) * n].copy_from_slice(labels);
+        self.slices[i].tumour_pixels = labels.iter().filter(|v| **v > 0).count();
+    }
+
     /// Number of slices.
     pub fn len(&self) -> usize {
         self.slices.len()

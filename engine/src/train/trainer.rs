@@ -224,11 +224,26 @@ impl<B: AutodiffBackend> Trainer<B> {
         &self,
         data: &TrainingData,
         out: &Path,
+        progress: impl FnMut(&Event),
+    ) -> Result<(UNet2d<B::InnerBackend>, TrainingLog), TrainError> {
+        self.fit_from(None, data, out, progress)
+    }
+
+    /// As [`Trainer::fit`], starting from `initial` weights (fine-tuning a source model)
+    /// instead of a fresh initialisation when given.
+    pub fn fit_from(
+        &self,
+        initial: Option<UNet2d<B>>,
+        data: &TrainingData,
+        out: &Path,
         mut progress: impl FnMut(&Event),
     ) -> Result<(UNet2d<B::InnerBackend>, TrainingLog), TrainError> {
         let c = &self.config;
         B::seed(&self.device, c.seed);
-        let model = c.model.to_config().init::<B>(&self.device)?;
+        let model = match initial {
+            Some(m) => m,
+            None => c.model.to_config().init::<B>(&self.device)?,
+        };
         match c.optimizer {
             OptimizerKind::Sgd => {
                 let optim = SgdConfig::new()

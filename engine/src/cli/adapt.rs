@@ -1,0 +1,147 @@
+//! `delinea adapt`: adapt the source model to a target with the labels of a selection.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use burn::tensor::backend::AutodiffBackend;
+use delinea::dataset::Manifest;
+use delinea::device::{self, BackendTask, DeviceRequest};
+use delinea::strategy::adapt::{self, AdaptPlan, AdaptState, Schedule};
+use delinea::strategy::query::Selection;
+use delinea::train::{self, TrainConfig, TrainingLog};
+
+use super::{print_json, ExitStatus, Global};
+
+/// Adapt a source model to a target centre with a labelled selection.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The source model (a `delinea train` folder).
+    #[arg(long)]
+    model: PathBuf,
+    /// The selection whose labels arrived (`delinea query --out`).
+    #[arg(long)]
+    selection: PathBuf,
+    /// The dataset manifest holding the target's labels.
+    #[arg(long)]
+    manifest: PathBuf,
+    /// The target centre.
+    #[arg(long)]
+    centre: String,
+    /// none, finetune, finetune+pseudo, supervised (tent and adabn plan, but do not run yet).
+    #[arg(long, default_value = "finetune+pseudo")]
+    strategy: String,
+    /// Training config (augmentation, seed, batch sizes; schema data-schema/train-config.schema.json).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Gradient steps (default: the config's).
+    #[arg(long)]
+    iterations: Option<usize>,
+    /// Slices per batch (default: the config's).
+    #[arg(long)]
+    batch: Option<usize>,
+    /// Print a progress line every N iterations.
+    #[arg(long, default_value_t = 50)]
+    log_every: usize,
+    /// Compute device.
+    #[arg(long, default_value = "auto")]
+    device: DeviceRequest,
+    /// The adapted model's folder.
+    #[arg(long)]
+    out: PathBuf,
+    /// Print a JSON summary.
+    #[arg(long)]
+    json: bool,
+}
+
+struct Task {
+    plan: AdaptPlan,
+    selection: Selection,
+    manifest: Manifest,
+    source: PathBuf,
+    config: TrainConfig,
+    out: PathBuf,
+    log_every: usize,
+}
+
+impl BackendTask for Task {
+    type Output = Result<TrainingLog, train::AdaptError>;
+
+    fn run<B: AutodiffBackend>(self, device: B::Device) -> Self::Output {
+        let every = self.log_every;
+        let inputs = train::AdaptInputs {
+            plan: &self.plan,
+            selection: &self.selection,
+            manifest: &self.manifest,
+            source: &self.source,
+        };
+        train::execute_adapt_plan::<B>(inputs, self.config, &self.out, device, |e| {
+            super::train::print_event(e, every)
+        })
+    }
+}
+
+pub fn run(args: Args, global: Global) -> anyhow::Result<ExitStatus> {
+    let strategy = adapt::by_name(&args.strategy)?;
+    let mut config = match &args.config {
+        Some(p) => TrainConfig::load(p)?,
+        None => TrainConfig::default(),
+    };
+    config.iterations = args.iterations.unwrap_or(config.iterations);
+    config.batch = args.batch.unwrap_or(config.batch);
+    let text =
+        std::fs::read_to_string(&args.selection).with_context(|| format!("reading {}", args.selection.display()))?;
+    let selection: Selection =
+        serde_json::from_str(&text).with_context(|| format!("{}: not a selection file", args.selection.display()))?;
+    let manifest = Manifest::load(&args.manifest)?;
+    if manifest.centre(&args.centre).is_none() {
+        anyhow::bail!("{}: no centre {:?}", args.manifest.display(), args.centre);
+    }
+    let schedule = Schedule {
+        iterations: config.iterations,
+        batch: config.batch,
+        lr: config.lr,
+        momentum: config.momentum,
+        weight_decay: config.weight_decay,
+        poly_power: config.poly_power,
+    };
+    let state = AdaptState {
+        selection: selection.clone(),
+        target: args.centre.clone(),
+        schedule,
+    };
+    let plan = strategy.plan(&state);
+    train::check_supported(&plan)?;
+    let device = device::resolve(args.device)?;
+    std::fs::create_dir_all(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
+    let task = Task {
+        plan: plan.clone(),
+        selection,
+        manifest,
+        source: args.model.clone(),
+        config,
+        out: args.out.clone(),
+        log_every: if global.quiet { 0 } else { args.log_every },
+    };
+    let log = device::run_on(device, task)??;
+    for (name, text) in [
+        ("adapt-plan.json", serde_json::to_string_pretty(&plan)?),
+        ("training-log.json", serde_json::to_string_pretty(&log)?),
+    ] {
+        let path = args.out.join(name);
+        delinea::fsutil::write_bytes_atomic(&path, format!("{text}\n").as_bytes())
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    if args.json {
+        print_json(
+            &serde_json::json!({"strategy": plan.strategy, "target": plan.target, "out": args.out, "log": log}),
+        )?;
+    } else if !global.quiet {
+        println!(
+            "adapted with {} to {}: {}",
+            plan.strategy,
+            plan.target,
+            args.out.display()
+        );
+    }
+    Ok(ExitStatus::Success)
+}

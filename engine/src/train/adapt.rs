@@ -1,0 +1,211 @@
+//! Executing an [`AdaptPlan`] that fine-tunes: the selection's slices with their true labels,
+//! the other target slices with the source model's argmax as pseudo-labels (METHOD.md step
+//! 7), or every target slice with true labels (the supervised bound).
+//!
+//! Batch-norm-only training (Tent) and statistics re-estimation (AdaBN) are refused with
+//! [`AdaptError::Unsupported`] until the trainer can run them.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use burn::module::AutodiffModule;
+use burn::tensor::backend::AutodiffBackend;
+
+use super::{CaseFilter, Event, SliceSet, TrainConfig, TrainError, Trainer, TrainingData, TrainingLog};
+use crate::dataset::{Manifest, Split};
+use crate::infer::slice_probabilities;
+use crate::model::checkpoint::{self, ModelCard};
+use crate::model::UNet2d;
+use crate::strategy::adapt::{AdaptPlan, BatchNorm, LabelSource, LossTerm, Rows, Trainable};
+use crate::strategy::query::Selection;
+
+/// Why a plan could not be executed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AdaptError {
+    /// The plan asks for something the trainer cannot do yet.
+    #[error("adaptation strategy {strategy}: {what} is not supported by the trainer yet")]
+    Unsupported {
+        /// The strategy.
+        strategy: String,
+        /// What is missing.
+        what: String,
+    },
+    /// A selected row names a case that is not in the target's training split.
+    #[error("selection row {rank}: case {case} is not a training case of {target}")]
+    UnknownCase {
+        /// The row's rank.
+        rank: usize,
+        /// The case id.
+        case: String,
+        /// The target centre.
+        target: String,
+    },
+    /// Training failed.
+    #[error(transparent)]
+    Train(#[from] TrainError),
+    /// Reading the data failed.
+    #[error(transparent)]
+    Data(#[from] super::Error),
+    /// The source checkpoint could not be read or the result written.
+    #[error(transparent)]
+    Checkpoint(#[from] checkpoint::CheckpointError),
+}
+
+/// Checks that the trainer can run `plan` (whole-network training with the segmentation
+/// loss and ordinary batch norm, on true or pseudo labels).
+pub fn check_supported(plan: &AdaptPlan) -> Result<(), AdaptError> {
+    let unsupported = |what: &str| {
+        Err(AdaptError::Unsupported {
+            strategy: plan.strategy.clone(),
+            what: what.into(),
+        })
+    };
+    if plan.schedule.iterations > 0 && plan.trainable != Trainable::All {
+        return unsupported("training only some parameters");
+    }
+    if plan.batch_norm != BatchNorm::Train {
+        return unsupported("a batch-norm mode other than training");
+    }
+    if plan.loss.iter().any(|l| !matches!(l, LossTerm::Segmentation { .. })) {
+        return unsupported("a loss other than the segmentation loss");
+    }
+    if plan.data.iter().any(|d| d.labels == LabelSource::Unlabelled) {
+        return unsupported("unlabelled data");
+    }
+    Ok(())
+}
+
+/// What an adaptation starts from.
+#[derive(Debug, Clone, Copy)]
+pub struct AdaptInputs<'a> {
+    /// The plan to run.
+    pub plan: &'a AdaptPlan,
+    /// The labelled selection.
+    pub selection: &'a Selection,
+    /// The manifest holding the target's images and labels.
+    pub manifest: &'a Manifest,
+    /// The source checkpoint folder.
+    pub source: &'a Path,
+}
+
+/// Runs the plan from the source checkpoint on the target's training split and writes the
+/// adapted checkpoint into `out`. `config` gives the details beyond the plan (augmentation,
+/// seed, batch sizes); its model and preprocessing are the source card's.
+pub fn execute<B: AutodiffBackend>(
+    inputs: AdaptInputs,
+    config: TrainConfig,
+    out: &Path,
+    device: B::Device,
+    progress: impl FnMut(&Event),
+) -> Result<TrainingLog, AdaptError> {
+    let AdaptInputs {
+        plan,
+        selection,
+        manifest,
+        source,
+    } = inputs;
+    check_supported(plan)?;
+    let (model, card) = checkpoint::load::<B>(source, &device)?;
+    let config = TrainConfig {
+        iterations: plan.schedule.iterations,
+        batch: plan.schedule.batch,
+        lr: plan.schedule.lr,
+        momentum: plan.schedule.momentum,
+        weight_decay: plan.schedule.weight_decay,
+        poly_power: plan.schedule.poly_power,
+        model: card.architecture.clone(),
+        preprocessing: card.preprocessing.clone(),
+        ..config
+    };
+    if plan.schedule.iterations == 0 {
+        // No gradient step (`none`): the adapted model is the source model.
+        checkpoint::save(out, &model.valid(), &card)?;
+        return Ok(TrainingLog {
+            config,
+            events: vec![],
+            best_val_dsc: None,
+            best_iteration: 0,
+            wall_seconds: 0.0,
+        });
+    }
+    let filter = CaseFilter {
+        centres: vec![plan.target.clone()],
+        split: Split::Train,
+        rater: None,
+    };
+    let all = SliceSet::load(manifest, &filter, &card.preprocessing)?;
+    let selected = selected_rows(&all, selection, &plan.target)?;
+    let mut train: Option<SliceSet> = None;
+    for source in &plan.data {
+        let rows: Vec<usize> = (0..all.len())
+            .filter(|i| match source.rows {
+                Rows::Selected => selected.contains(i),
+                Rows::Unselected => !selected.contains(i),
+                Rows::All => true,
+            })
+            .collect();
+        let mut part = all.subset(&rows);
+        if source.labels == LabelSource::Pseudo {
+            pseudo_label(&model.valid(), &card, &mut part, config.inference_batch);
+        }
+        match train.as_mut() {
+            Some(t) => t.extend(part),
+            None => train = Some(part),
+        }
+    }
+    let train = train.unwrap_or_else(|| all.subset(&[]));
+    let data = TrainingData {
+        manifest: manifest.path.clone(),
+        centres: vec![plan.target.clone()],
+        rater: None,
+        train,
+        val: Vec::new(), // a target hospital has no labelled validation set beyond its selection
+    };
+    let trainer = Trainer::<B>::new(config, device)?;
+    let (_, log) = trainer.fit_from(Some(model), &data, out, progress)?;
+    Ok(log)
+}
+
+/// Indices into `all` of the selection's rows (a volume row selects all its slices).
+fn selected_rows(all: &SliceSet, selection: &Selection, target: &str) -> Result<BTreeSet<usize>, AdaptError> {
+    let mut out = BTreeSet::new();
+    for item in &selection.items {
+        let Some(case) = all.cases.iter().position(|c| *c == item.case) else {
+            return Err(AdaptError::UnknownCase {
+                rank: item.rank,
+                case: item.case.clone(),
+                target: target.into(),
+            });
+        };
+        out.extend(
+            (0..all.len()).filter(|i| all.slices[*i].case == case && item.slice.is_none_or(|k| all.slices[*i].k == k)),
+        );
+    }
+    Ok(out)
+}
+
+/// Replaces every slice's labels by the model's argmax (computed once, before adaptation).
+fn pseudo_label<B: burn::tensor::backend::Backend>(
+    model: &UNet2d<B>,
+    card: &ModelCard,
+    set: &mut SliceSet,
+    batch: usize,
+) {
+    let (size, classes) = (set.size, card.architecture.classes);
+    let px = size * size;
+    let (probs, _) = slice_probabilities(model, &set.images, size, batch, false, false);
+    for i in 0..set.len() {
+        let p = &probs[i * classes * px..(i + 1) * classes * px];
+        let labels: Vec<u8> = (0..px)
+            .map(|j| {
+                (0..classes)
+                    .max_by(|a, b| p[a * px + j].total_cmp(&p[b * px + j]))
+                    .unwrap_or(0)
+                    .min(255) as u8
+            })
+            .map(|c| u8::from(c > 0))
+            .collect();
+        set.set_labels(i, &labels);
+    }
+}
