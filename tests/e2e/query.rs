@@ -186,6 +186,12 @@ fn reference_then_query_ranks_the_target_pool() {
         "--out", &preds, "--quiet",
     ]);
     assert!(std::path::Path::new(&format!("{preds}/predictions.json")).is_file());
+    // AdaBN: only the batch-norm running statistics move.
+    let adabn = p("adabn");
+    let out = adapt("adabn", &adabn);
+    assert!(out.status.success(), "{}", describe(&out));
+    let weights = |dir: &str| std::fs::read(format!("{dir}/model.mpk")).unwrap();
+    assert_ne!(weights(&adabn), weights(&model), "AdaBN changed nothing");
     let out = adapt("tent", &p("tent"));
     assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
     assert!(

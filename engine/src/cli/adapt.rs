@@ -27,7 +27,7 @@ pub struct Args {
     /// The target centre.
     #[arg(long)]
     centre: String,
-    /// none, finetune, finetune+pseudo, supervised (tent and adabn plan, but do not run yet).
+    /// none, finetune, finetune+pseudo, supervised, adabn (tent is planned but does not run yet).
     #[arg(long, default_value = "finetune+pseudo")]
     strategy: String,
     /// Training config (augmentation, seed, batch sizes; schema data-schema/train-config.schema.json).

@@ -2,8 +2,9 @@
 //! the other target slices with the source model's argmax as pseudo-labels (METHOD.md step
 //! 7), or every target slice with true labels (the supervised bound).
 //!
-//! Batch-norm-only training (Tent) and statistics re-estimation (AdaBN) are refused with
-//! [`AdaptError::Unsupported`] until the trainer can run them.
+//! AdaBN re-estimates the batch-norm running statistics with forward passes over the target's
+//! training slices (no gradient). Batch-norm-only training (Tent) is refused with
+//! [`AdaptError::Unsupported`] until the trainer can run it.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -18,6 +19,7 @@ use crate::model::checkpoint::{self, ModelCard};
 use crate::model::UNet2d;
 use crate::strategy::adapt::{AdaptPlan, BatchNorm, LabelSource, LossTerm, Rows, Trainable};
 use crate::strategy::query::Selection;
+use burn::module::Module;
 
 /// Why a plan could not be executed.
 #[derive(Debug, thiserror::Error)]
@@ -64,8 +66,11 @@ pub fn check_supported(plan: &AdaptPlan) -> Result<(), AdaptError> {
     if plan.schedule.iterations > 0 && plan.trainable != Trainable::All {
         return unsupported("training only some parameters");
     }
-    if plan.batch_norm != BatchNorm::Train {
-        return unsupported("a batch-norm mode other than training");
+    if plan.batch_norm == BatchNorm::BatchStatistics {
+        return unsupported("normalising with batch statistics at test time");
+    }
+    if plan.batch_norm == BatchNorm::Reestimate {
+        return Ok(()); // AdaBN: forward passes only, whatever the data's labels
     }
     if plan.loss.iter().any(|l| !matches!(l, LossTerm::Segmentation { .. })) {
         return unsupported("a loss other than the segmentation loss");
@@ -118,6 +123,17 @@ pub fn execute<B: AutodiffBackend>(
         preprocessing: card.preprocessing.clone(),
         ..config
     };
+    if plan.batch_norm == BatchNorm::Reestimate {
+        let model = reestimate_batch_norm(model, manifest, &plan.target, &card, config.inference_batch)?;
+        checkpoint::save(out, &model.valid(), &card)?;
+        return Ok(TrainingLog {
+            config,
+            events: vec![],
+            best_val_dsc: None,
+            best_iteration: 0,
+            wall_seconds: 0.0,
+        });
+    }
     if plan.schedule.iterations == 0 {
         // No gradient step (`none`): the adapted model is the source model.
         checkpoint::save(out, &model.valid(), &card)?;
@@ -165,6 +181,42 @@ pub fn execute<B: AutodiffBackend>(
     let trainer = Trainer::<B>::new(config, device)?;
     let (_, log) = trainer.fit_from(Some(model), &data, out, progress)?;
     Ok(log)
+}
+
+/// AdaBN: one pass of training-mode forwards over every training slice of `target` (images
+/// only: labels are not needed), so each batch-norm layer's running statistics move to the
+/// target's, as an exponential average with the layer's momentum. Dropout is active during
+/// the pass, as in training.
+fn reestimate_batch_norm<B: AutodiffBackend>(
+    model: UNet2d<B>,
+    manifest: &Manifest,
+    target: &str,
+    card: &ModelCard,
+    batch: usize,
+) -> Result<UNet2d<B>, AdaptError> {
+    let device = model.devices().into_iter().next().unwrap_or_default();
+    let size = card.preprocessing.slice_size;
+    let px = size * size;
+    let cases = manifest
+        .cases()
+        .iter()
+        .filter(|c| c.split == Split::Train && c.centre == target);
+    for case in cases {
+        let image = crate::volume::read_volume(&case.image).map_err(|source| super::Error::Volume {
+            case: case.id.clone(),
+            source,
+        })?;
+        let prepared = crate::preprocess::prepare(&image, &card.preprocessing);
+        for chunk in prepared.slices.chunks(batch.max(1) * px) {
+            let b = chunk.len() / px;
+            let x = burn::tensor::Tensor::<B, 4>::from_data(
+                burn::tensor::TensorData::new(chunk.to_vec(), [b, 1, size, size]),
+                &device,
+            ); // [b, 1, N, N]
+            let _ = model.forward(x); // updates the running statistics; no backward
+        }
+    }
+    Ok(model)
 }
 
 /// Indices into `all` of the selection's rows (a volume row selects all its slices).
