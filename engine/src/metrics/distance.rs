@@ -221,7 +221,7 @@ mod tests {
                 state = state
                     .wrapping_mul(6364136223846793005)
                     .wrapping_add(1442695040888963407);
-                (state >> 33) % 33 == 0
+                (state >> 33).is_multiple_of(33)
             })
             .collect();
         assert!(features.iter().any(|&f| f));

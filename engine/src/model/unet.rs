@@ -105,7 +105,7 @@ impl UNet2dConfig {
     /// `2^(depth - 1)` (16 for the paper's five levels) and non-zero.
     pub fn check_input_size(&self, height: usize, width: usize) -> Result<(), Error> {
         let multiple = 1usize << self.depth().saturating_sub(1);
-        if height == 0 || width == 0 || height % multiple != 0 || width % multiple != 0 {
+        if height == 0 || width == 0 || !height.is_multiple_of(multiple) || !width.is_multiple_of(multiple) {
             return Err(Error::InputSize {
                 height,
                 width,
