@@ -123,27 +123,23 @@ pub fn execute<B: AutodiffBackend>(
         preprocessing: card.preprocessing.clone(),
         ..config
     };
-    if plan.batch_norm == BatchNorm::Reestimate {
-        let model = reestimate_batch_norm(model, manifest, &plan.target, &card, config.inference_batch)?;
+    if plan.batch_norm == BatchNorm::Reestimate || plan.schedule.iterations == 0 {
+        // No gradient step: AdaBN moves only the batch-norm statistics; `none` keeps the
+        // source model as it is.
+        let model = if plan.batch_norm == BatchNorm::Reestimate {
+            reestimate_batch_norm(model, manifest, &plan.target, &card, config.inference_batch)?
+        } else {
+            model
+        };
         checkpoint::save(out, &model.valid(), &card)?;
-        return Ok(TrainingLog {
+        let log = TrainingLog {
             config,
             events: vec![],
             best_val_dsc: None,
             best_iteration: 0,
             wall_seconds: 0.0,
-        });
-    }
-    if plan.schedule.iterations == 0 {
-        // No gradient step (`none`): the adapted model is the source model.
-        checkpoint::save(out, &model.valid(), &card)?;
-        return Ok(TrainingLog {
-            config,
-            events: vec![],
-            best_val_dsc: None,
-            best_iteration: 0,
-            wall_seconds: 0.0,
-        });
+        };
+        return Ok(log);
     }
     let filter = CaseFilter {
         centres: vec![plan.target.clone()],
