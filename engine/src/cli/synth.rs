@@ -20,16 +20,16 @@ pub struct Args {
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Number of centres C1..Cn (C1 is the source, the others targets).
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = Config::default().centres)]
     centres: usize,
     /// Cases per centre.
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = Config::default().cases_per_centre)]
     cases_per_centre: usize,
     /// Experts R1..Rn who all delineate the multi-rater centre MR.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = Config::default().raters)]
     raters: usize,
     /// Cases of the multi-rater centre MR (0: none).
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = Config::default().multi_rater_cases)]
     multi_rater_cases: usize,
     /// Source-centre grid NX,NY,NZ (or NXxNYxNZ) over the fixed field of view; target
     /// centres' grids follow from their own voxel sizes.

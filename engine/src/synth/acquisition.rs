@@ -20,9 +20,51 @@ pub enum Orientation {
     Ras,
 }
 
+/// The family of a centre's contrast-enhanced T1 sequence: what changes tissue contrast in a
+/// way per-volume intensity normalisation cannot undo.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
+pub enum Sequence {
+    /// Contrast-enhanced T1 spin echo without fat suppression (the source's family).
+    #[serde(rename = "ce-t1-se")]
+    SpinEcho,
+    /// Contrast-enhanced T1 spin echo with fat suppression: fat and marrow go dark, so the
+    /// enhancing tumour is among the brightest tissues.
+    #[serde(rename = "ce-t1-se-fs")]
+    FatSat,
+    /// Fat-suppressed 3D T1 gradient echo (VIBE/LAVA-like): bright vessels, flatter contrast.
+    #[serde(rename = "ce-t1-gre-fs")]
+    GradientEcho,
+    /// Spin echo with a low dose or a late acquisition: weak enhancement.
+    #[serde(rename = "ce-t1-se-low-dose")]
+    LowDose,
+}
+
+impl Sequence {
+    /// The family of target centre `k` (1-based among targets): they cycle through fat
+    /// suppression, gradient echo, low dose and the source's own family, so every cohort with
+    /// four or more targets holds strong, moderate and no protocol shift.
+    pub fn of_target(k: usize) -> Sequence {
+        const CYCLE: [Sequence; 4] = [
+            Sequence::FatSat,
+            Sequence::GradientEcho,
+            Sequence::LowDose,
+            Sequence::SpinEcho,
+        ];
+        CYCLE[(k.max(1) - 1) % CYCLE.len()]
+    }
+
+    fn fat_suppressed(self) -> bool {
+        matches!(self, Sequence::FatSat | Sequence::GradientEcho)
+    }
+}
+
 /// One centre's acquisition protocol: every case of the centre shares it.
 #[derive(Debug, Clone)]
 pub struct Acquisition {
+    /// Sequence family.
+    pub sequence: Sequence,
+    /// Gadolinium dose × timing factor (1 = standard).
+    pub dose: f64,
     /// Voxel size (mm): in-plane, in-plane, slice thickness.
     pub spacing: [f64; 3],
     /// Grid size for the cohort's field of view.
@@ -35,7 +77,7 @@ pub struct Acquisition {
     pub scale: f64,
     /// See `scale`.
     pub offset: f64,
-    /// Contrast curve: signal = gain × T1^gamma.
+    /// Contrast curve: signal = gain × (T1 × (1 + dose × enhancement))^gamma.
     pub gamma: f64,
     /// Per-tissue signal multipliers (T1 weighting differs between protocols).
     pub gain: [f64; N_TISSUES],
@@ -51,10 +93,10 @@ pub struct Acquisition {
 }
 
 impl Acquisition {
-    /// A random protocol. The source's voxel size is `fov / size`; a target's differs by a
-    /// factor 0.8-1.25 in-plane and 0.75-1.45 through-plane, with its grid covering the same
-    /// field of view.
-    pub fn sample(rng: &mut Rng, source: bool, fov: [f64; 3], size: [usize; 3]) -> Acquisition {
+    /// A random protocol of the given family. The source's voxel size is `fov / size`; a
+    /// target's differs by a factor 0.8-1.25 in-plane and 0.75-1.45 through-plane, with its
+    /// grid covering the same field of view.
+    pub fn sample(rng: &mut Rng, sequence: Sequence, source: bool, fov: [f64; 3], size: [usize; 3]) -> Acquisition {
         let base: Vec<f64> = (0..3).map(|a| fov[a] / size[a] as f64).collect();
         let (fi, fz) = if source {
             (1.0, 1.0)
@@ -84,14 +126,21 @@ impl Acquisition {
         for c in bias_coef.iter_mut() {
             *c = rng.normal() * bias / 7f64.sqrt();
         }
+        let (dose, gamma) = match sequence {
+            Sequence::SpinEcho | Sequence::FatSat => (rng.range(0.85, 1.15), rng.range(0.8, 1.25)),
+            Sequence::GradientEcho => (rng.range(0.9, 1.2), rng.range(0.6, 0.8)),
+            Sequence::LowDose => (rng.range(0.3, 0.5), rng.range(0.8, 1.25)),
+        };
         Acquisition {
+            sequence,
+            dose,
             spacing,
             dims,
             orientation,
             oblique_deg: rng.range(-10.0, 10.0),
             scale: rng.log_range(150.0, 3000.0),
             offset: if rng.chance(0.5) { 0.0 } else { rng.range(0.0, 40.0) },
-            gamma: rng.range(0.7, 1.4),
+            gamma,
             gain,
             bias,
             bias_coef,
@@ -105,7 +154,18 @@ impl Acquisition {
     pub fn tissue_signal(&self) -> [f64; N_TISSUES] {
         let mut s = [0.0; N_TISSUES];
         for t in Tissue::ALL {
-            s[t as usize] = self.gain[t as usize] * t.t1().powf(self.gamma);
+            let mut v = t.t1() * (1.0 + self.dose * t.enhancement());
+            if self.sequence.fat_suppressed() {
+                v *= match t {
+                    Tissue::Fat => 0.15,
+                    Tissue::Marrow => 0.4,
+                    _ => 1.0,
+                };
+            }
+            if self.sequence == Sequence::GradientEcho && t == Tissue::Vessel {
+                v = 0.9; // inflow and intravascular gadolinium
+            }
+            s[t as usize] = self.gain[t as usize] * v.powf(self.gamma);
         }
         s
     }
@@ -113,7 +173,9 @@ impl Acquisition {
     /// A short human description.
     pub fn describe(&self) -> String {
         format!(
-            "{:.2} x {:.2} x {:.2} mm, {:?}, oblique {:+.1} deg, scale {:.0}, gamma {:.2}, bias {:.2}, noise {:.3}",
+            "{:?} dose {:.2}, {:.2} x {:.2} x {:.2} mm, {:?}, oblique {:+.1} deg, scale {:.0}, gamma {:.2}, bias {:.2}, noise {:.3}",
+            self.sequence,
+            self.dose,
             self.spacing[0],
             self.spacing[1],
             self.spacing[2],
@@ -418,7 +480,7 @@ mod tests {
     #[test]
     fn affine_and_patient_mapping_agree_on_rigid_motion() {
         let mut rng = Rng::new(3);
-        let acq = Acquisition::sample(&mut rng, false, [210.0, 210.0, 84.0], [64, 64, 16]);
+        let acq = Acquisition::sample(&mut rng, Sequence::FatSat, false, [210.0, 210.0, 84.0], [64, 64, 16]);
         let pose = Pose::sample(&mut rng);
         let g = Grid::new(&acq, &pose);
         // Distances between voxels are the same in the world (affine) and patient frames.
@@ -435,6 +497,35 @@ mod tests {
             "RAS"
         };
         assert_eq!(g.geometry.orientation(), expect);
+    }
+
+    #[test]
+    fn sequence_families_change_contrast_not_just_scale() {
+        let signal = |seq: Sequence| {
+            let mut acq = Acquisition::sample(&mut Rng::new(5), seq, false, [210.0, 210.0, 84.0], [64, 64, 16]);
+            (acq.gain, acq.gamma) = ([1.0; N_TISSUES], 1.0);
+            acq.tissue_signal()
+        };
+        let (t, f, m, v) = (
+            Tissue::Tumour as usize,
+            Tissue::Fat as usize,
+            Tissue::Muscle as usize,
+            Tissue::Vessel as usize,
+        );
+        let se = signal(Sequence::SpinEcho);
+        let fs = signal(Sequence::FatSat);
+        let low = signal(Sequence::LowDose);
+        let gre = signal(Sequence::GradientEcho);
+        // Without fat suppression fat is the brightest tissue; with it the tumour outshines fat.
+        assert!(se[f] > se[t] && fs[t] > 3.0 * fs[f] && gre[t] > 3.0 * gre[f]);
+        // Enhancement: the tumour-to-muscle ratio falls with the dose.
+        assert!(se[t] / se[m] > 1.6 && low[t] / low[m] < 1.5);
+        // Vessels are flow voids on spin echo, bright on gradient echo.
+        assert!(se[v] < 0.1 && gre[v] > 0.8);
+        let cycle: Vec<Sequence> = (1..=5).map(Sequence::of_target).collect();
+        assert_eq!(cycle[0], Sequence::FatSat);
+        assert_eq!(cycle[4], Sequence::FatSat);
+        assert_eq!(cycle[3], Sequence::SpinEcho);
     }
 
     #[test]

@@ -53,8 +53,9 @@ pub enum Tissue {
 pub const N_TISSUES: usize = 15;
 
 impl Tissue {
-    /// Signal on a generic T1-weighted spin-echo image, fat = 1 (before a centre's contrast
-    /// curve). Tumour sits between muscle and mucosa: intermediate, close to muscle.
+    /// Signal on a plain (pre-contrast) T1-weighted spin-echo image, fat = 1, before a
+    /// centre's contrast curve and gadolinium (see [`Tissue::enhancement`]). Before contrast
+    /// the tumour sits between muscle and mucosa, close to muscle.
     pub fn t1(self) -> f64 {
         match self {
             Tissue::Background | Tissue::Air => 0.0,
@@ -71,6 +72,22 @@ impl Tissue {
             Tissue::Gland => 0.66,
             Tissue::Vessel => 0.06,
             Tissue::Tumour => 0.42,
+        }
+    }
+
+    /// Relative signal gain from gadolinium at a standard dose and timing: the post-contrast
+    /// signal is `t1 × (1 + dose × enhancement)`. Tumour and mucosa enhance strongly, glands
+    /// and muscle mildly; brain (blood-brain barrier), CSF, air and bone do not. Flow voids
+    /// stay dark on spin echo (see the gradient-echo protocol for bright vessels).
+    pub fn enhancement(self) -> f64 {
+        match self {
+            Tissue::Tumour => 0.75,
+            Tissue::Mucosa => 0.9,
+            Tissue::Gland => 0.3,
+            Tissue::Skin | Tissue::Prevertebral | Tissue::Marrow => 0.2,
+            Tissue::Muscle | Tissue::Pterygoid => 0.15,
+            Tissue::Fat => 0.05,
+            _ => 0.0,
         }
     }
 

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 use serde::Serialize;
 
-use super::acquisition::{self, Acquisition, Orientation, Pose, Rendered};
+use super::acquisition::{self, Acquisition, Orientation, Pose, Rendered, Sequence};
 use super::anatomy::Anatomy;
 use super::raters::{self, RaterHabit};
 use super::rng::{stream, Rng};
@@ -85,8 +85,14 @@ impl Cohort {
         let mut centres = Vec::new();
         let mut raters = Vec::new();
         for c in 0..n_c {
+            let sequence = if c == 0 {
+                Sequence::SpinEcho
+            } else {
+                Sequence::of_target(c)
+            };
             let acq = Acquisition::sample(
                 &mut Rng::derive(seed, &[stream::CENTRE, c as u64]),
+                sequence,
                 c == 0,
                 config.fov_mm,
                 config.size,
@@ -120,8 +126,11 @@ impl Cohort {
                 let mut rng = Rng::derive(seed, &[stream::RATER, 1001 + r as u64]);
                 raters.push(RaterHabit::expert(&mut rng, format!("R{}", r + 1), m));
             }
+            // The multi-rater centre shares the source's sequence family: its domains differ
+            // from the source by rater (and scanner details), not by contrast.
             let acq = Acquisition::sample(
                 &mut Rng::derive(seed, &[stream::CENTRE, n_c as u64]),
+                Sequence::SpinEcho,
                 false,
                 config.fov_mm,
                 config.size,
@@ -382,6 +391,10 @@ impl Spread {
 /// The acquisition parameters a centre was drawn with.
 #[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct AcquisitionSummary {
+    /// Sequence family.
+    pub sequence: Sequence,
+    /// Gadolinium dose × timing factor.
+    pub dose: f64,
     /// Intensity scale (stored = scale × signal + offset).
     pub scale: f64,
     /// Intensity offset.
@@ -534,6 +547,8 @@ impl Cohort {
                     intensity: IntensityStats::mean_of(&intensity),
                     tumour_ml: Spread::of(&ml),
                     acquisition: AcquisitionSummary {
+                        sequence: a.sequence,
+                        dose: a.dose,
                         scale: a.scale,
                         offset: a.offset,
                         gamma: a.gamma,

@@ -1,5 +1,5 @@
-//! A synthetic multi-centre, multi-rater cohort of nasopharyngeal-carcinoma (NPC) T1-weighted
-//! head MRI with gross-tumour-volume (GTV) labels, to exercise the whole pipeline without
+//! A synthetic multi-centre, multi-rater cohort of nasopharyngeal-carcinoma (NPC)
+//! contrast-enhanced T1-weighted head MRI with gross-tumour-volume (GTV) labels, to exercise the whole pipeline without
 //! patient data (`delinea synth`).
 //!
 //! # What it models
@@ -17,13 +17,22 @@
 //!   a thin extension (4-7 mm across, 16-28 mm long) into the parapharyngeal space, towards
 //!   the prevertebral muscles or towards the skull base. Volumes are log-uniform over
 //!   2.5-45 ml times a centre's stage-mix factor (0.7-1.4; 1 at the source). It replaces the
-//!   tissue it grows into, air included. Its T1 signal (0.42) lies between muscle (0.33-0.39)
-//!   and mucosa (0.50), with a ±3-8 % texture: it is not separable by intensity alone.
-//! - **Acquisition** ([`acquisition`]), per centre: voxel size (the source's is `fov / size`;
+//!   tissue it grows into, air included. Its plain T1 signal (0.42) lies between muscle
+//!   (0.33-0.39) and mucosa (0.50); gadolinium raises it by 75 % at a standard dose (mucosa
+//!   90 %, glands 30 %, muscle 15 %, brain 0: [`anatomy::Tissue::enhancement`]), which puts
+//!   it between muscle and fat, close to mucosa and glands, with a ±3-8 % texture: it is not
+//!   separable by intensity alone.
+//! - **Acquisition** ([`acquisition`]), per centre: the sequence family, which changes
+//!   tissue contrast in ways per-volume z-scoring cannot undo
+//!   ([`acquisition::Sequence`]): the source and the multi-rater centre use contrast-enhanced
+//!   T1 spin echo without fat suppression; targets `C2`, `C3`, `C4`, `C5`, … cycle through
+//!   fat-suppressed spin echo (fat and marrow dark), fat-suppressed 3D gradient echo (bright
+//!   vessels, flatter contrast curve γ 0.6-0.8), low-dose or late spin echo (dose 0.3-0.5) and
+//!   the source's family again (dose 0.85-1.15 otherwise). Then voxel size (the source's is `fov / size`;
 //!   targets differ by ×0.8-1.25 in-plane and ×0.75-1.45 in slice thickness, so their grids
 //!   differ for the same field of view), storage orientation (LAS or RAS) and slice
-//!   obliquity (±10°, plus ±2° per scan), contrast curve (signal = gain_t × T1_t^γ, γ in
-//!   0.7-1.4, per-tissue gains ±6 %), a smooth multiplicative bias field (quadratic
+//!   obliquity (±10°, plus ±2° per scan), contrast curve (signal = gain_t × (post-contrast T1_t)^γ, γ in
+//!   0.8-1.25 unless stated above, per-tissue gains ±6 %), a smooth multiplicative bias field (quadratic
 //!   log-polynomial, centre-specific plus per-scan variation), Rician noise (σ 1.5-5.5 % of
 //!   fat), in-plane Gaussian blur (σ 0.3-0.8 voxel), partial volume (2 × 2 in-plane and 2-4
 //!   through-plane sub-samples per voxel), intensity scale (150-3000) and offset, integer
@@ -55,8 +64,8 @@
 //! thread count, and adding centres or cases does not change existing ones.
 //!
 //! # What it does not model
-//! Real anatomy in detail (no eyes, teeth, tongue, turbinates, lymph nodes, nor contrast
-//! enhancement: the images are plain-T1-like), tumour invasion that changes neighbouring
+//! Real anatomy in detail (no eyes, teeth, tongue, turbinates, lymph nodes; enhancement is a
+//! fixed gain per tissue, with no kinetics, necrosis or heterogeneous uptake), tumour invasion that changes neighbouring
 //! signal (bone-marrow replacement is only by overlap), motion, ghosting, wrap-around,
 //! Gibbs ringing, slice gaps, k-space effects or coil-specific noise maps, inter-slice
 //! intensity steps, DICOM quirks, or a rater's dependence on image quality. The true tumour
@@ -112,15 +121,15 @@ pub struct Config {
 }
 
 impl Default for Config {
-    /// 5 centres × 20 cases, 20 multi-rater cases by 4 raters, 96 × 96 × 24 voxels over
+    /// 5 centres × 40 cases, 40 multi-rater cases by 4 raters, 96 × 96 × 24 voxels over
     /// 211.2 × 211.2 × 84 mm (2.2 × 2.2 × 3.5 mm at the source), 60/20/20 splits.
     fn default() -> Config {
         Config {
             seed: 0,
             centres: 5,
-            cases_per_centre: 20,
+            cases_per_centre: 40,
             raters: 4,
-            multi_rater_cases: 20,
+            multi_rater_cases: 40,
             size: [96, 96, 24],
             fov_mm: [211.2, 211.2, 84.0],
             split: [0.2, 0.2],
