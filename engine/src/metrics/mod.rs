@@ -67,8 +67,9 @@ use serde::{Serialize, Serializer};
 use crate::volume::{self, LabelMap};
 
 pub use evaluate::{
-    compare, evaluate, find_prediction, read_results, results_csv, summarize_by_centre, summary_csv, CaseResult,
-    CaseStatus, Comparison, EvaluateOptions, MetricSummary, ResultsTable, SplitFilter, ALL_CENTRES,
+    compare, csv_line, evaluate, find_prediction, fmt_value, parse_value, read_results, results_csv,
+    summarize_by_centre, summary_csv, CaseResult, CaseStatus, Comparison, EvaluateOptions, MetricSummary, ResultsTable,
+    SplitFilter, ALL_CENTRES,
 };
 
 /// Why metrics could not be computed, or a result table not read or written.
