@@ -22,6 +22,7 @@ pub fn schemas() -> Vec<(&'static str, Value)> {
         ("train-config", schema_for!(crate::train::TrainConfig)),
         ("model-card", schema_for!(crate::model::ModelCard)),
         ("experiment-config", schema_for!(crate::experiment::ExperimentConfig)),
+        ("experiment-results", schema_for!(crate::experiment::Results)),
     ];
     all.into_iter().map(|(name, s)| (name, s.to_value())).collect()
 }

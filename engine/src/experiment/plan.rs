@@ -12,7 +12,7 @@ use crate::strategy::query::{self, Budget, Needs, Selection, Unit};
 use crate::train;
 
 /// One target domain: a centre's cases judged by one rater's labels.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Domain {
     /// The id given in the target list: a centre (`C2`) or a rater (`R2`).
     pub id: String,
@@ -36,7 +36,7 @@ impl Domain {
 }
 
 /// How a domain is handled: an optional query strategy and an adaptation strategy.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, schemars::JsonSchema)]
 pub struct Method {
     /// The query strategy (`None` for source-only and supervised, which need no selection).
     pub query: Option<String>,

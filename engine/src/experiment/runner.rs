@@ -120,7 +120,7 @@ impl<B: AutodiffBackend> Runner<'_, B> {
         Ok(())
     }
 
-    /// The source model in evaluation mode, with its card.
+    /// The checkpoint in `dir`, in evaluation mode (no autodiff), with its card.
     fn load(&self, dir: &Path) -> Result<(UNet2d<B::InnerBackend>, ModelCard), Error> {
         Ok(checkpoint::load::<B::InnerBackend>(dir, &self.device)?)
     }

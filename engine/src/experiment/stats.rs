@@ -18,7 +18,7 @@ use crate::metrics::{self, ser_value, Outcome, ResultsTable, ALL_CENTRES};
 pub const REPORTED: [&str; 4] = ["dsc", "hd95", "assd", "nsd"];
 
 /// One metric of one method.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct MetricResult {
     /// Metric name (a column of the per-case tables).
     pub metric: String,
@@ -30,7 +30,7 @@ pub struct MetricResult {
 }
 
 /// One method on one domain.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct MethodResult {
     /// The method id.
     pub method: String,
@@ -43,12 +43,12 @@ pub struct MethodResult {
     pub failures: usize,
     /// Test cases that could not be evaluated (unreadable files).
     pub errors: usize,
-    /// In [`REPORTED`] order.
+    /// DSC, HD95, ASSD and NSD, in that order ([`REPORTED`]).
     pub metrics: Vec<MetricResult>,
 }
 
 /// A paired comparison of two methods on one metric of one domain.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct TestResult {
     /// Metric.
     pub metric: String,
@@ -62,16 +62,18 @@ pub struct TestResult {
     pub excluded: usize,
     /// Median of the differences A - B.
     #[serde(serialize_with = "ser_value")]
+    #[schemars(schema_with = "crate::metrics::metric_value_schema")]
     pub median_difference: Option<f64>,
     /// The test; `None` without pairs (or, above 50 pairs, when every difference is zero).
     pub test: Option<Wilcoxon>,
     /// Holm-adjusted P value within the domain's tests of this metric.
     #[serde(serialize_with = "ser_value")]
+    #[schemars(schema_with = "crate::metrics::metric_value_schema")]
     pub p_holm: Option<f64>,
 }
 
 /// Everything reported for one domain.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct DomainResult {
     /// The domain.
     pub domain: Domain,

@@ -8,8 +8,9 @@ use super::stats::{DomainResult, MethodResult, REPORTED};
 use super::Error;
 use crate::metrics::{csv_line, fmt_value, results_csv, ResultsTable};
 
-/// `results.json`: every summary and test of an experiment.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// `results.json` (`data-schema/experiment-results.schema.json`): every summary and test of an
+/// experiment.
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Results {
     /// Always `"delinea-experiment-results"`.
     pub format: &'static str,

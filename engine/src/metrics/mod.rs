@@ -280,10 +280,18 @@ impl Metrics {
 }
 
 /// The JSON Schema of a value written by [`ser_value`]: a number, `"inf"`/`"-inf"`, or null.
-fn metric_value_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+pub(crate) fn metric_value_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
     schemars::json_schema!({
         "anyOf": [{"type": "number"}, {"enum": ["inf", "-inf"]}, {"type": "null"}],
         "description": "a number; \"inf\" when one mask is empty; null when undefined"
+    })
+}
+
+/// The JSON Schema of a defined value written by [`ser_value`]: a number or `"inf"`/`"-inf"`.
+pub(crate) fn defined_value_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "anyOf": [{"type": "number"}, {"enum": ["inf", "-inf"]}],
+        "description": "a number; \"inf\" when a failed case's infinite distance reaches it"
     })
 }
 
