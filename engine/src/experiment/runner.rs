@@ -137,24 +137,7 @@ impl<B: AutodiffBackend> Runner<'_, B> {
         let refs = if reused {
             References::load(&path)?
         } else {
-            let (model, card) = self.load(&self.store.source_model())?;
-            let cases = self.plan.manifest.cases().iter();
-            let cases: Vec<_> = cases
-                .filter(|c| c.centre == self.plan.source && c.split == Split::Train)
-                .collect();
-            let needs = query::Needs {
-                stdr: true,
-                ..Default::default()
-            };
-            let pool = build_pool(&model, &card, &cases, &self.plan.config.pool_options(needs))?;
-            let r = &self.plan.config.references;
-            let refs = References::from_pool(
-                &pool,
-                vec![self.plan.source.clone()],
-                r.k,
-                r.iterations,
-                self.plan.config.seed,
-            );
+            let refs = self.compute_references()?;
             write_json(&path, &refs)?;
             refs
         };
@@ -167,6 +150,28 @@ impl<B: AutodiffBackend> Runner<'_, B> {
             seconds,
         });
         Ok(())
+    }
+
+    /// K-means over the descriptors of the source's training slices (METHOD.md step 5).
+    fn compute_references(&self) -> Result<References, Error> {
+        let (model, card) = self.load(&self.store.source_model())?;
+        let (plan, r) = (self.plan, &self.plan.config.references);
+        let cases: Vec<_> = (plan.manifest.cases().iter())
+            .filter(|c| c.centre == plan.source && c.split == Split::Train)
+            .collect();
+        let needs = query::Needs {
+            stdr: true,
+            ..Default::default()
+        };
+        let pool = build_pool(&model, &card, &cases, &plan.config.pool_options(needs))?;
+        let source = vec![plan.source.clone()];
+        Ok(References::from_pool(
+            &pool,
+            source,
+            r.k,
+            r.iterations,
+            plan.config.seed,
+        ))
     }
 
     /// Every run of `domain`; finished ones are skipped (unless the source model was trained
