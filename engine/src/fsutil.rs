@@ -34,6 +34,13 @@ pub fn write_bytes_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     write_atomic(path, |w| w.write_all(bytes))
 }
 
+/// Writes `value` to `path` as pretty JSON with a trailing newline, atomically.
+pub fn write_json_atomic<T: serde::Serialize + ?Sized>(path: &Path, value: &T) -> io::Result<()> {
+    let mut text = serde_json::to_string_pretty(value).map_err(io::Error::other)?;
+    text.push('\n');
+    write_bytes_atomic(path, text.as_bytes())
+}
+
 fn temp_path(path: &Path) -> PathBuf {
     let name = path
         .file_name()

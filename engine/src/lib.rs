@@ -6,12 +6,14 @@
 //! (manifests of centres, cases and raters) → [`model`] (the U-Net and its loss, on the
 //! backend [`device`] picks) → [`train`] (slices, batches, augmentation) → [`infer`]
 //! (uncertainty, descriptors) → [`strategy`] (what to label, how to adapt) → [`metrics`]
-//! (DSC, surface distances, statistics). [`synth`] makes a synthetic multi-centre,
+//! (DSC, surface distances, statistics); [`experiment`] runs the paper's protocol through
+//! all of them. [`synth`] makes a synthetic multi-centre,
 //! multi-rater cohort to try it all; [`schema`] describes every file; [`rng`], [`fsutil`]
 //! and [`mem`] serve them all.
 
 pub mod dataset;
 pub mod device;
+pub mod experiment;
 pub mod fsutil;
 pub mod infer;
 pub mod mem;

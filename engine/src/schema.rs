@@ -21,6 +21,8 @@ pub fn schemas() -> Vec<(&'static str, Value)> {
         ("adapt-plan", schema_for!(crate::strategy::adapt::AdaptPlan)),
         ("train-config", schema_for!(crate::train::TrainConfig)),
         ("model-card", schema_for!(crate::model::ModelCard)),
+        ("experiment-config", schema_for!(crate::experiment::ExperimentConfig)),
+        ("experiment-results", schema_for!(crate::experiment::Results)),
     ];
     all.into_iter().map(|(name, s)| (name, s.to_value())).collect()
 }

@@ -2,6 +2,7 @@
 #![allow(clippy::print_stdout, clippy::type_complexity)] // skip notices; tables of expected values
 
 mod dataset; // delinea validate over manifests with every kind of problem
+mod experiment; // delinea experiment: outputs, resume, one run redone, changed config, bad input
 mod metrics; // delinea metrics / evaluate / compare on small masks, empties, missing predictions
 mod query; // delinea reference then delinea query: selections, dual reference, errors
 mod synth; // delinea synth, then delinea validate on its manifest

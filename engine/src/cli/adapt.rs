@@ -6,7 +6,7 @@ use anyhow::Context;
 use burn::tensor::backend::AutodiffBackend;
 use delinea::dataset::Manifest;
 use delinea::device::{self, BackendTask, DeviceRequest};
-use delinea::strategy::adapt::{self, AdaptPlan, AdaptState, Schedule};
+use delinea::strategy::adapt::{self, AdaptPlan, AdaptState};
 use delinea::strategy::query::Selection;
 use delinea::train::{self, TrainConfig, TrainingLog};
 
@@ -73,6 +73,7 @@ impl BackendTask for Task {
             selection: &self.selection,
             manifest: &self.manifest,
             source: &self.source,
+            rater: None,
         };
         train::execute_adapt_plan::<B>(inputs, self.config, &self.out, device, |e| {
             super::train::print_event(e, every)
@@ -96,18 +97,10 @@ pub fn run(args: Args, global: Global) -> anyhow::Result<ExitStatus> {
     if manifest.centre(&args.centre).is_none() {
         anyhow::bail!("{}: no centre {:?}", args.manifest.display(), args.centre);
     }
-    let schedule = Schedule {
-        iterations: config.iterations,
-        batch: config.batch,
-        lr: config.lr,
-        momentum: config.momentum,
-        weight_decay: config.weight_decay,
-        poly_power: config.poly_power,
-    };
     let state = AdaptState {
         selection: selection.clone(),
         target: args.centre.clone(),
-        schedule,
+        schedule: config.schedule(),
     };
     let plan = strategy.plan(&state);
     train::check_supported(&plan)?;

@@ -4,6 +4,7 @@
 
 mod adapt;
 mod device;
+mod experiment;
 mod inspect;
 mod metrics;
 mod predict;
@@ -55,6 +56,10 @@ enum Command {
     Query(query::QueryArgs),
     /// Adapt the source model to a target with a labelled selection (and pseudo-labels).
     Adapt(adapt::Args),
+    /// The paper's protocol end to end: source model, every target domain × method, tables.
+    Experiment(experiment::ExperimentArgs),
+    /// Synthesise the default cohort and run a CPU-sized experiment on it.
+    Demo(experiment::DemoArgs),
     /// Show which compute device `--device auto|cpu|cuda[:N]` resolves to here.
     Device(device::Args),
 }
@@ -105,6 +110,8 @@ pub fn main() -> ExitCode {
         Command::Reference(a) => query::run_reference(a, global),
         Command::Query(a) => query::run_query(a, global),
         Command::Adapt(a) => adapt::run(a, global),
+        Command::Experiment(a) => experiment::run_experiment(a, global),
+        Command::Demo(a) => experiment::run_demo(a, global),
     };
     match result {
         Ok(status) => status.into(),

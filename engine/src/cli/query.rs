@@ -7,7 +7,9 @@ use burn::tensor::backend::AutodiffBackend;
 use delinea::dataset::{CaseEntry, Manifest, Split};
 use delinea::device::{self, BackendTask, DeviceRequest};
 use delinea::model::checkpoint;
-use delinea::strategy::query::{self, build_pool, Aggregate, Budget, CandidatePool, PoolOptions, References};
+use delinea::strategy::query::{
+    self, build_pool, Aggregate, Budget, CandidatePool, PoolOptions, QueryOptions, References, Unit,
+};
 
 use super::{print_json, ExitStatus, Global};
 
@@ -84,16 +86,36 @@ pub struct QueryArgs {
     json: bool,
 }
 
+/// `--unit`: what a row of the pool is.
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
-enum UnitArg {
+pub(super) enum UnitArg {
     Slice,
     Volume,
 }
 
+impl From<UnitArg> for Unit {
+    fn from(u: UnitArg) -> Unit {
+        match u {
+            UnitArg::Slice => Unit::Slice,
+            UnitArg::Volume => Unit::Volume,
+        }
+    }
+}
+
+/// `--aggregate`: how a volume's score comes from its slices.
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
-enum AggregateArg {
+pub(super) enum AggregateArg {
     Mean,
     Max,
+}
+
+impl From<AggregateArg> for Aggregate {
+    fn from(a: AggregateArg) -> Aggregate {
+        match a {
+            AggregateArg::Mean => Aggregate::Mean,
+            AggregateArg::Max => Aggregate::Max,
+        }
+    }
 }
 
 /// The pool of the train split of `centres` as the model sees it.
@@ -195,20 +217,16 @@ pub fn run_query(args: QueryArgs, global: Global) -> anyhow::Result<ExitStatus> 
         seed: args.seed,
         ..Default::default()
     };
-    let mut pool = pool(&args.model, &args.manifest, &args.centres, args.device, options)?;
-    if let Some(r) = &refs {
-        pool = pool.with_reference(&r.centroids);
-    }
-    if let UnitArg::Volume = args.unit {
-        let how = match args.aggregate {
-            AggregateArg::Mean => Aggregate::Mean,
-            AggregateArg::Max => Aggregate::Max,
-        };
-        pool = pool.volumes(how);
-    }
-    let selection = strategy.select(&pool, budget, args.seed)?;
-    let text = serde_json::to_string_pretty(&selection)?;
-    delinea::fsutil::write_bytes_atomic(&args.out, format!("{text}\n").as_bytes())
+    let pool = pool(&args.model, &args.manifest, &args.centres, args.device, options)?;
+    let query = QueryOptions {
+        budget,
+        unit: args.unit.into(),
+        aggregate: args.aggregate.into(),
+        seed: args.seed,
+    };
+    let references = refs.as_ref().map(|r| r.centroids.as_slice());
+    let selection = query::rank(pool, references, strategy.as_ref(), &query)?;
+    delinea::fsutil::write_json_atomic(&args.out, &selection)
         .with_context(|| format!("writing {}", args.out.display()))?;
     if args.json {
         print_json(&selection)?;

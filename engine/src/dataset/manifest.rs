@@ -150,6 +150,15 @@ impl Manifest {
         self.file.centres.iter().find(|c| c.id == id)
     }
 
+    /// The label of `case` by `rater`, or its reference label ([`Manifest::reference_label`])
+    /// when `rater` is `None`.
+    pub fn label<'a>(&self, case: &'a CaseEntry, rater: Option<&str>) -> Option<(&'a str, &'a Path)> {
+        match rater {
+            Some(r) => case.labels.get_key_value(r).map(|(k, v)| (k.as_str(), v.as_path())),
+            None => self.reference_label(case),
+        }
+    }
+
     /// The ground-truth label of `case`: its centre's reference rater's, or its only label.
     pub fn reference_label<'a>(&self, case: &'a CaseEntry) -> Option<(&'a str, &'a Path)> {
         let rater = self.centre(&case.centre).and_then(|c| c.reference_rater.as_deref());

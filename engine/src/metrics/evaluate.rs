@@ -114,10 +114,7 @@ pub fn evaluate(manifest: &Manifest, pred_dir: &Path, options: &EvaluateOptions)
     cases
         .par_iter()
         .map(|case| {
-            let label = match &options.rater {
-                Some(r) => case.labels.get_key_value(r).map(|(k, v)| (k.as_str(), v.as_path())),
-                None => manifest.reference_label(case),
-            };
+            let label = manifest.label(case, options.rater.as_deref());
             let mut row = CaseResult {
                 case: case.id.clone(),
                 centre: case.centre.clone(),
@@ -141,7 +138,9 @@ pub fn evaluate(manifest: &Manifest, pred_dir: &Path, options: &EvaluateOptions)
         .collect()
 }
 
-fn fmt_value(v: Option<f64>) -> String {
+/// A metric value as a result table writes it: empty when undefined, `inf`/`-inf`, else the
+/// shortest decimal that reads back to the same `f64`.
+pub fn fmt_value(v: Option<f64>) -> String {
     match v {
         None => String::new(),
         Some(x) if x == f64::INFINITY => "inf".into(),
@@ -150,7 +149,9 @@ fn fmt_value(v: Option<f64>) -> String {
     }
 }
 
-fn parse_value(s: &str) -> Result<Option<f64>, String> {
+/// A value written by [`fmt_value`] read back (`""`, `null`, `nan`: undefined); the error says
+/// what is not a number.
+pub fn parse_value(s: &str) -> Result<Option<f64>, String> {
     match s.trim() {
         "" | "null" | "nan" | "NaN" => Ok(None),
         "inf" | "+inf" | "Infinity" => Ok(Some(f64::INFINITY)),
@@ -167,7 +168,8 @@ fn csv_field(s: &str) -> String {
     }
 }
 
-fn csv_line(fields: &[String]) -> String {
+/// One CSV record (RFC 4180 quoting where needed) with its newline.
+pub fn csv_line(fields: &[String]) -> String {
     let mut l = fields.iter().map(|f| csv_field(f)).collect::<Vec<_>>().join(",");
     l.push('\n');
     l
@@ -319,7 +321,18 @@ pub struct ResultsTable {
 }
 
 impl ResultsTable {
-    fn column(&self, name: &str) -> Result<usize, Error> {
+    /// The metric value in row `row` (0-based, header excluded), column `col`; the error names
+    /// the file and line.
+    pub fn value(&self, row: usize, col: usize) -> Result<Option<f64>, Error> {
+        parse_value(&self.rows[row][col]).map_err(|reason| Error::Table {
+            path: self.path.clone(),
+            line: row + 2,
+            reason,
+        })
+    }
+
+    /// The index of column `name`; the error lists the columns there are.
+    pub fn column(&self, name: &str) -> Result<usize, Error> {
         self.columns.iter().position(|c| c == name).ok_or_else(|| Error::Table {
             path: self.path.clone(),
             line: 1,
@@ -486,13 +499,6 @@ pub fn compare(
     let mut out = Vec::new();
     for metric in metrics {
         let (ca, cb) = (a.column(metric)?, b.column(metric)?);
-        let value = |t: &ResultsTable, row: usize, col: usize| {
-            parse_value(&t.rows[row][col]).map_err(|reason| Error::Table {
-                path: t.path.clone(),
-                line: row + 2,
-                reason,
-            })
-        };
         for centre in &centres {
             let (mut va, mut vb, mut d) = (Vec::new(), Vec::new(), Vec::new());
             let mut excluded = 0;
@@ -500,7 +506,7 @@ pub fn compare(
                 .iter()
                 .filter(|&&(ia, _)| centre == ALL_CENTRES || centre_of(ia) == *centre)
             {
-                match (value(a, ia, ca)?, value(b, ib, cb)?) {
+                match (a.value(ia, ca)?, b.value(ib, cb)?) {
                     (Some(x), Some(y)) => {
                         va.push(x);
                         vb.push(y);

@@ -67,8 +67,9 @@ use serde::{Serialize, Serializer};
 use crate::volume::{self, LabelMap};
 
 pub use evaluate::{
-    compare, evaluate, find_prediction, read_results, results_csv, summarize_by_centre, summary_csv, CaseResult,
-    CaseStatus, Comparison, EvaluateOptions, MetricSummary, ResultsTable, SplitFilter, ALL_CENTRES,
+    compare, csv_line, evaluate, find_prediction, fmt_value, parse_value, read_results, results_csv,
+    summarize_by_centre, summary_csv, CaseResult, CaseStatus, Comparison, EvaluateOptions, MetricSummary, ResultsTable,
+    SplitFilter, ALL_CENTRES,
 };
 
 /// Why metrics could not be computed, or a result table not read or written.
@@ -279,10 +280,18 @@ impl Metrics {
 }
 
 /// The JSON Schema of a value written by [`ser_value`]: a number, `"inf"`/`"-inf"`, or null.
-fn metric_value_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+pub(crate) fn metric_value_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
     schemars::json_schema!({
         "anyOf": [{"type": "number"}, {"enum": ["inf", "-inf"]}, {"type": "null"}],
         "description": "a number; \"inf\" when one mask is empty; null when undefined"
+    })
+}
+
+/// The JSON Schema of a defined value written by [`ser_value`]: a number or `"inf"`/`"-inf"`.
+pub(crate) fn defined_value_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "anyOf": [{"type": "number"}, {"enum": ["inf", "-inf"]}],
+        "description": "a number; \"inf\" when a failed case's infinite distance reaches it"
     })
 }
 

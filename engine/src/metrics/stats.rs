@@ -72,24 +72,29 @@ fn ser_f64<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
 }
 
 /// Median [IQR] and mean ± SD of a set of values.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Summary {
     /// Values summarised.
     pub n: usize,
     /// Median (numpy linear).
     #[serde(serialize_with = "ser_f64")]
+    #[schemars(schema_with = "super::defined_value_schema")]
     pub median: f64,
     /// 25th percentile.
     #[serde(serialize_with = "ser_f64")]
+    #[schemars(schema_with = "super::defined_value_schema")]
     pub q1: f64,
     /// 75th percentile.
     #[serde(serialize_with = "ser_f64")]
+    #[schemars(schema_with = "super::defined_value_schema")]
     pub q3: f64,
     /// Mean (`+inf` if any value is).
     #[serde(serialize_with = "ser_f64")]
+    #[schemars(schema_with = "super::defined_value_schema")]
     pub mean: f64,
     /// Sample SD; `None` with fewer than two values or any infinite value.
     #[serde(serialize_with = "super::ser_value")]
+    #[schemars(schema_with = "super::metric_value_schema")]
     pub sd: Option<f64>,
 }
 

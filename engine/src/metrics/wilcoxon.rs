@@ -55,7 +55,7 @@ pub struct Options {
 }
 
 /// The test's result.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Wilcoxon {
     /// Pairs given (zeros included).
     pub n: usize,

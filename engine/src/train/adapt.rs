@@ -92,6 +92,8 @@ pub struct AdaptInputs<'a> {
     pub manifest: &'a Manifest,
     /// The source checkpoint folder.
     pub source: &'a Path,
+    /// Whose labels are the truth (a rater domain); `None`: the target's reference rater.
+    pub rater: Option<&'a str>,
 }
 
 /// Runs the plan from the source checkpoint on the target's training split and writes the
@@ -109,6 +111,7 @@ pub fn execute<B: AutodiffBackend>(
         selection,
         manifest,
         source,
+        rater,
     } = inputs;
     check_supported(plan)?;
     let (model, card) = checkpoint::load::<B>(source, &device)?;
@@ -144,7 +147,7 @@ pub fn execute<B: AutodiffBackend>(
     let filter = CaseFilter {
         centres: vec![plan.target.clone()],
         split: Split::Train,
-        rater: None,
+        rater: rater.map(String::from),
     };
     let all = SliceSet::load(manifest, &filter, &card.preprocessing)?;
     let selected = selected_rows(&all, selection, &plan.target)?;
@@ -170,7 +173,7 @@ pub fn execute<B: AutodiffBackend>(
     let data = TrainingData {
         manifest: manifest.path.clone(),
         centres: vec![plan.target.clone()],
-        rater: None,
+        rater: rater.map(String::from),
         train,
         val: Vec::new(), // a target hospital has no labelled validation set beyond its selection
     };

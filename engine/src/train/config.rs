@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::Augmentation;
 use crate::model::UNet2dConfig;
 use crate::preprocess::Preprocessing;
+use crate::strategy::adapt::Schedule;
 
 /// Which optimiser updates the weights.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -229,6 +230,18 @@ impl TrainConfig {
         let n = self.preprocessing.slice_size;
         model.check_input_size(n, n)?;
         Ok(())
+    }
+
+    /// The optimiser and schedule of an adaptation plan that starts from this config.
+    pub fn schedule(&self) -> Schedule {
+        Schedule {
+            iterations: self.iterations,
+            batch: self.batch,
+            lr: self.lr,
+            momentum: self.momentum,
+            weight_decay: self.weight_decay,
+            poly_power: self.poly_power,
+        }
     }
 
     /// The learning rate at iteration `it` (0-based): `lr * (1 - it / iterations)^poly_power`.

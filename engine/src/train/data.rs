@@ -217,10 +217,7 @@ fn load_case(
         case: case.id.clone(),
         source,
     };
-    let label_path = match &filter.rater {
-        Some(r) => case.labels.get(r).map(|p| p.as_path()),
-        None => manifest.reference_label(case).map(|(_, p)| p),
-    };
+    let label_path = manifest.label(case, filter.rater.as_deref()).map(|(_, p)| p);
     let label_path = label_path.ok_or_else(|| Error::NoLabel {
         case: case.id.clone(),
         rater: filter.rater.clone().unwrap_or_else(|| "the reference rater".into()),

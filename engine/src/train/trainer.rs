@@ -100,11 +100,9 @@ impl TrainingData {
             .iter()
             .filter(|c| c.split == Split::Val && (centres.is_empty() || centres.contains(&c.centre)))
         {
-            let label_path = match &rater {
-                Some(r) => case.labels.get(r).map(|p| p.as_path()),
-                None => manifest.reference_label(case).map(|(_, p)| p),
+            let Some((_, label_path)) = manifest.label(case, rater.as_deref()) else {
+                continue;
             };
-            let Some(label_path) = label_path else { continue };
             let with_case = |source| TrainError::Volume {
                 case: case.id.clone(),
                 source,

@@ -141,6 +141,50 @@ pub struct Needs {
     pub features: bool,
 }
 
+impl Needs {
+    /// Everything that `self` or `other` needs (one pool serves both strategies).
+    pub fn or(self, other: Needs) -> Needs {
+        Needs {
+            entropy: self.entropy || other.entropy,
+            bald: self.bald || other.bald,
+            margin: self.margin || other.margin,
+            stdr: self.stdr || other.stdr,
+            features: self.features || other.features,
+        }
+    }
+}
+
+/// How a query is asked, beyond the strategy: how much, of what, and the seed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct QueryOptions {
+    /// How many rows to select.
+    pub budget: Budget,
+    /// Rank slices or whole volumes.
+    pub unit: Unit,
+    /// How a volume's score comes from its slices (volume unit only).
+    pub aggregate: Aggregate,
+    /// Seed of random choices.
+    pub seed: u64,
+}
+
+/// Ranks a slice `pool` with `strategy`: fills the STDR distances from `references` (when
+/// given), groups the rows into volumes when `options.unit` asks, then selects the budget.
+pub fn rank(
+    pool: CandidatePool,
+    references: Option<&[Vec<f32>]>,
+    strategy: &dyn QueryStrategy,
+    options: &QueryOptions,
+) -> Result<Selection, Error> {
+    let mut pool = match references {
+        Some(r) => pool.with_reference(r),
+        None => pool,
+    };
+    if options.unit == Unit::Volume {
+        pool = pool.volumes(options.aggregate);
+    }
+    strategy.select(&pool, options.budget, options.seed)
+}
+
 /// Why a row was picked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]

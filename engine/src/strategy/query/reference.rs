@@ -83,7 +83,6 @@ impl References {
 
     /// Writes the file atomically (pretty JSON).
     pub fn write(&self, path: &Path) -> std::io::Result<()> {
-        let text = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
-        crate::fsutil::write_bytes_atomic(path, format!("{text}\n").as_bytes())
+        crate::fsutil::write_json_atomic(path, self)
     }
 }

@@ -1,0 +1,269 @@
+//! `delinea experiment` and `delinea demo`: flags into a library [`Experiment`], progress
+//! lines on stderr, the Markdown table on stdout.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use delinea::device::{self, DeviceRequest};
+use delinea::experiment::{self, demo, Event, Experiment, ExperimentConfig, Report};
+
+use super::query::{AggregateArg, UnitArg};
+use super::{print_json, ExitStatus, Global};
+
+/// Run the paper's protocol: source model, then every target domain with source-only, each
+/// query × adaptation pair and the supervised bound; tables of median [IQR] and Wilcoxon tests.
+#[derive(Debug, clap::Args)]
+pub struct ExperimentArgs {
+    /// The dataset manifest.
+    #[arg(long)]
+    manifest: PathBuf,
+    /// The source centre (its train split trains the model, its val split picks the checkpoint).
+    #[arg(long)]
+    source: String,
+    /// Target domains, comma-separated: centres (C2) or raters of a multi-rater centre (R2).
+    #[arg(long, value_delimiter = ',', required = true)]
+    targets: Vec<String>,
+    /// Query strategies, comma-separated (default: the config's, random,entropy,stdr).
+    #[arg(long, value_delimiter = ',')]
+    queries: Option<Vec<String>>,
+    /// Adaptations crossed with every query (default: the config's, finetune+pseudo).
+    #[arg(long, value_delimiter = ',')]
+    adapts: Option<Vec<String>>,
+    /// Budget: a count (12), a fraction (0.2) or a percentage (20%).
+    #[arg(long)]
+    budget: Option<String>,
+    /// What the budget counts.
+    #[arg(long, value_enum)]
+    unit: Option<UnitArg>,
+    /// How a volume's score comes from its slices (volume unit).
+    #[arg(long, value_enum)]
+    aggregate: Option<AggregateArg>,
+    /// MC-dropout samples for uncertainty strategies.
+    #[arg(long, value_name = "T")]
+    mc: Option<usize>,
+    /// Source reference points K.
+    #[arg(long)]
+    k: Option<usize>,
+    /// Source training iterations.
+    #[arg(long, value_name = "N")]
+    source_iterations: Option<usize>,
+    /// Adaptation iterations.
+    #[arg(long, value_name = "N")]
+    adapt_iterations: Option<usize>,
+    /// Adaptation batch size.
+    #[arg(long, value_name = "N")]
+    adapt_batch: Option<usize>,
+    /// Adaptation learning rate.
+    #[arg(long, value_name = "LR")]
+    adapt_lr: Option<f64>,
+    /// Seed of everything (source training, queries, MC dropout, k-means, adaptation).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Experiment config (JSON, data-schema/experiment-config.schema.json); flags override it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Output folder; an interrupted experiment resumes from it.
+    #[arg(long)]
+    out: PathBuf,
+    #[command(flatten)]
+    output: OutputArgs,
+}
+
+/// Synthesise the default cohort and run a CPU-sized experiment on it; prints the table.
+#[derive(Debug, clap::Args)]
+pub struct DemoArgs {
+    /// Output folder (cohort in DIR/cohort); a second call resumes.
+    #[arg(long, default_value = "delinea-demo")]
+    out: PathBuf,
+    /// Seed of the cohort and of every random choice.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    #[command(flatten)]
+    output: OutputArgs,
+}
+
+/// Device and printing options of both commands.
+#[derive(Debug, clap::Args)]
+struct OutputArgs {
+    /// Compute device: auto, cpu, cuda or cuda:N.
+    #[arg(long, default_value = "auto")]
+    device: DeviceRequest,
+    /// Print a training progress line every N iterations (0: none).
+    #[arg(long, default_value_t = 100, value_name = "N")]
+    log_every: usize,
+    /// Print the report as one JSON object instead of the table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// The config file (or defaults) with the flags applied.
+fn config(args: &ExperimentArgs) -> anyhow::Result<ExperimentConfig> {
+    let mut c = match &args.config {
+        Some(p) => ExperimentConfig::load(p)?,
+        None => ExperimentConfig::default(),
+    };
+    c.queries = args.queries.clone().unwrap_or(c.queries);
+    c.adapts = args.adapts.clone().unwrap_or(c.adapts);
+    c.budget = args.budget.clone().unwrap_or(c.budget);
+    c.unit = args.unit.map_or(c.unit, Into::into);
+    c.aggregate = args.aggregate.map_or(c.aggregate, Into::into);
+    c.mc_samples = args.mc.unwrap_or(c.mc_samples);
+    c.references.k = args.k.unwrap_or(c.references.k);
+    c.source.iterations = args.source_iterations.unwrap_or(c.source.iterations);
+    c.adaptation.iterations = args.adapt_iterations.unwrap_or(c.adaptation.iterations);
+    c.adaptation.batch = args.adapt_batch.unwrap_or(c.adaptation.batch);
+    c.adaptation.lr = args.adapt_lr.unwrap_or(c.adaptation.lr);
+    if let Some(seed) = args.seed {
+        (c.seed, c.source.seed) = (seed, seed);
+    }
+    Ok(c)
+}
+
+pub fn run_experiment(args: ExperimentArgs, global: Global) -> anyhow::Result<ExitStatus> {
+    let experiment = Experiment {
+        manifest: args.manifest.clone(),
+        source: args.source.clone(),
+        targets: args.targets.clone(),
+        config: config(&args)?,
+        out: args.out.clone(),
+    };
+    let device = device::resolve(args.output.device)?;
+    let mut printer = Printer::new(global.quiet, args.output.log_every);
+    let report = experiment::run(&experiment, device, &mut |e| printer.event(e))?;
+    finish(&report, &args.output, global, printer.start)
+}
+
+pub fn run_demo(args: DemoArgs, global: Global) -> anyhow::Result<ExitStatus> {
+    let device = device::resolve(args.output.device)?;
+    let mut printer = Printer::new(global.quiet, args.output.log_every);
+    let report = demo::run(&args.out, args.seed, device, &mut |e| printer.event(e))?;
+    finish(&report, &args.output, global, printer.start)
+}
+
+/// The summary line, then the table (or the JSON report); exit 1 when a case could not be
+/// evaluated.
+fn finish(report: &Report, output: &OutputArgs, global: Global, start: Instant) -> anyhow::Result<ExitStatus> {
+    let domains = &report.results.domains;
+    let errors: usize = domains.iter().flat_map(|d| &d.methods).map(|m| m.errors).sum();
+    if !global.quiet {
+        eprintln!(
+            "experiment finished: {} runs ({} now, {} finished earlier), source model {}; total wall time {}; wrote {}",
+            report.ran + report.skipped,
+            report.ran,
+            report.skipped,
+            if report.source_reused { "reused" } else { "trained" },
+            duration(start.elapsed().as_secs_f64()),
+            report.out.join("{table.md,table.csv,results.json,cases.csv}").display()
+        );
+        if errors > 0 {
+            eprintln!("{errors} test case(s) could not be evaluated: see the message column of cases.csv");
+        }
+    }
+    if output.json {
+        print_json(report)?;
+    } else if !global.quiet {
+        print!("{}", report.markdown);
+    }
+    Ok(if errors > 0 {
+        ExitStatus::Failure
+    } else {
+        ExitStatus::Success
+    })
+}
+
+/// Turns [`Event`]s into progress lines on stderr.
+struct Printer {
+    quiet: bool,
+    log_every: usize,
+    start: Instant,
+    run: String,
+}
+
+impl Printer {
+    fn new(quiet: bool, log_every: usize) -> Printer {
+        Printer {
+            quiet,
+            log_every,
+            start: Instant::now(),
+            run: String::new(),
+        }
+    }
+
+    fn event(&mut self, e: &Event) {
+        if self.quiet {
+            return;
+        }
+        match e {
+            Event::Cohort { path, reused: true, .. } => eprintln!("cohort: {} (written earlier)", path.display()),
+            Event::Cohort { path, seconds, .. } => {
+                eprintln!("cohort: wrote {} in {}", path.display(), duration(*seconds))
+            }
+            Event::SourceStarted { slices } => eprintln!("source model: training on {slices} slices"),
+            Event::Source { reused: true, .. } => eprintln!("source model: trained earlier, reused"),
+            Event::Source {
+                best_val_dsc, seconds, ..
+            } => eprintln!(
+                "source model: trained in {} (best validation median DSC {})",
+                duration(*seconds),
+                best_val_dsc.map_or("n/a".into(), |d| format!("{d:.3}"))
+            ),
+            Event::Training { step, .. } => super::train::print_event(step, self.log_every),
+            Event::References {
+                reused,
+                points,
+                seconds,
+            } => eprintln!(
+                "reference points: {points} {}",
+                if *reused {
+                    "(computed earlier)".to_string()
+                } else {
+                    format!("computed in {}", duration(*seconds))
+                }
+            ),
+            _ => self.run_event(e),
+        }
+    }
+
+    fn run_event(&mut self, e: &Event) {
+        match e {
+            Event::RunStarted {
+                domain,
+                method,
+                index,
+                total,
+            } => {
+                self.run = format!("[{index}/{total}] {domain} {method}");
+                eprintln!(
+                    "{}: running ({} elapsed)",
+                    self.run,
+                    duration(self.start.elapsed().as_secs_f64())
+                );
+            }
+            Event::Step { step, seconds, .. } => eprintln!("{}: {step} took {}", self.run, duration(*seconds)),
+            Event::RunFinished { marker, .. } => eprintln!(
+                "{}: done, median DSC {} over {} test cases, {} failures",
+                self.run,
+                marker.median_dsc.map_or("n/a".into(), |d| format!("{d:.3}")),
+                marker.cases,
+                marker.failures
+            ),
+            Event::RunSkipped {
+                domain,
+                method,
+                index,
+                total,
+            } => eprintln!("[{index}/{total}] {domain} {method}: finished earlier, skipped"),
+            _ => {}
+        }
+    }
+}
+
+/// `12.3 s`, or `4 min 05 s`.
+fn duration(seconds: f64) -> String {
+    if seconds < 60.0 {
+        format!("{seconds:.1} s")
+    } else {
+        let s = seconds.round() as u64;
+        format!("{} min {:02} s", s / 60, s % 60)
+    }
+}

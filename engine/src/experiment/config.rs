@@ -1,0 +1,194 @@
+//! The experiment config (`data-schema/experiment-config.schema.json`): how the source model is
+//! trained, how each target is queried and adapted. Every field has a default (METHOD.md);
+//! a file may give any subset, and command-line flags override it.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::Error;
+use crate::strategy::query::{self, Aggregate, Budget, Unit};
+use crate::train::TrainConfig;
+
+/// Everything an experiment needs besides its data and its list of target domains.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExperimentConfig {
+    /// Training of the source model (METHOD.md step 3; schema `train-config`).
+    pub source: TrainConfig,
+    /// Adaptation of the source model to each target (METHOD.md step 7).
+    pub adaptation: AdaptationConfig,
+    /// Query strategies, each crossed with every adaptation. `["random", "entropy", "stdr"]`.
+    pub queries: Vec<String>,
+    /// Adaptation strategies crossed with every query (`none` and `supervised` always run on
+    /// their own and are not listed here). `["finetune+pseudo"]`.
+    pub adapts: Vec<String>,
+    /// Labelling budget: a count (`"12"`), a fraction (`"0.2"`) or a percentage. `"20%"`.
+    pub budget: String,
+    /// What the budget counts: `slice` (the reference) or `volume`. `slice`.
+    pub unit: Unit,
+    /// How a volume's score comes from its slices (volume unit only). `mean`.
+    pub aggregate: Aggregate,
+    /// MC-dropout samples for the uncertainty strategies (entropy, BALD, margin, UGTST). 8.
+    pub mc_samples: usize,
+    /// Source reference points (METHOD.md step 5).
+    pub references: ReferenceConfig,
+    /// Seed of the queries, MC dropout, k-means and adaptation (the source model has its own,
+    /// `source.seed`). 0.
+    pub seed: u64,
+}
+
+/// How the source model is adapted to a target (the optimiser and the rest of the training
+/// details are the source config's).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdaptationConfig {
+    /// Gradient steps. 16000 (the paper's; scale down on a CPU).
+    pub iterations: usize,
+    /// Slices per batch. 32.
+    pub batch: usize,
+    /// Base learning rate (poly decay). 0.03.
+    pub lr: f64,
+}
+
+impl Default for AdaptationConfig {
+    fn default() -> Self {
+        AdaptationConfig {
+            iterations: 16_000,
+            batch: 32,
+            lr: 0.03,
+        }
+    }
+}
+
+/// K-means of the source training slices' descriptors.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReferenceConfig {
+    /// Reference points K (METHOD.md: 30-40). 40.
+    pub k: usize,
+    /// Lloyd iterations. 20.
+    pub iterations: usize,
+}
+
+impl Default for ReferenceConfig {
+    fn default() -> Self {
+        ReferenceConfig { k: 40, iterations: 20 }
+    }
+}
+
+impl Default for ExperimentConfig {
+    fn default() -> Self {
+        ExperimentConfig {
+            source: TrainConfig::default(),
+            adaptation: AdaptationConfig::default(),
+            queries: ["random", "entropy", "stdr"].map(String::from).to_vec(),
+            adapts: vec!["finetune+pseudo".into()],
+            budget: "20%".into(),
+            unit: Unit::Slice,
+            aggregate: Aggregate::Mean,
+            mc_samples: 8,
+            references: ReferenceConfig::default(),
+            seed: 0,
+        }
+    }
+}
+
+impl ExperimentConfig {
+    /// Reads a JSON config (missing fields take their defaults; unknown fields are errors).
+    pub fn load(path: &Path) -> Result<ExperimentConfig, Error> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        serde_json::from_str(&text).map_err(|source| Error::ConfigFile {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+
+    /// The parsed budget.
+    pub fn budget(&self) -> Result<Budget, Error> {
+        Ok(Budget::parse(&self.budget)?)
+    }
+
+    /// Checks every field's range, the source training config, and the budget.
+    pub fn validate(&self) -> Result<(), Error> {
+        let bad = |field: &'static str, reason: String| Err(Error::Config { field, reason });
+        self.source.validate().map_err(Error::SourceConfig)?;
+        self.budget()?;
+        let a = &self.adaptation;
+        if a.iterations == 0 {
+            return bad("adaptation.iterations", "must be at least 1".into());
+        }
+        if a.batch == 0 {
+            return bad("adaptation.batch", "must be at least 1".into());
+        }
+        if !(a.lr.is_finite() && a.lr > 0.0) {
+            return bad("adaptation.lr", format!("must be > 0, found {}", a.lr));
+        }
+        if self.references.k == 0 {
+            return bad("references.k", "must be at least 1".into());
+        }
+        if self.queries.is_empty() && self.adapts.is_empty() {
+            return Ok(()); // source-only and supervised only
+        }
+        if self.queries.is_empty() != self.adapts.is_empty() {
+            return bad(
+                "queries/adapts",
+                "give both at least one query and one adaptation, or neither".into(),
+            );
+        }
+        Ok(())
+    }
+
+    /// The training config of an adaptation: the source's, with the adaptation's iterations,
+    /// batch, learning rate and the experiment's seed.
+    pub fn adaptation_training(&self) -> TrainConfig {
+        TrainConfig {
+            iterations: self.adaptation.iterations,
+            batch: self.adaptation.batch,
+            lr: self.adaptation.lr,
+            seed: self.seed,
+            ..self.source.clone()
+        }
+    }
+
+    /// How to build a query pool that serves strategies needing `needs` (MC samples, batch
+    /// and seed from this config).
+    pub fn pool_options(&self, needs: query::Needs) -> query::PoolOptions {
+        query::PoolOptions {
+            needs,
+            mc_samples: self.mc_samples,
+            batch: self.source.inference_batch,
+            seed: self.seed,
+            ..query::PoolOptions::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_partial_files_and_bad_values() {
+        let c: ExperimentConfig =
+            serde_json::from_str(r#"{"adaptation": {"iterations": 5}, "budget": "10%", "unit": "volume"}"#).unwrap();
+        assert_eq!((c.adaptation.iterations, c.adaptation.batch), (5, 32));
+        assert_eq!((c.unit, c.references.k), (Unit::Volume, 40));
+        c.validate().unwrap();
+        assert_eq!(c.adaptation_training().iterations, 5);
+        assert!(serde_json::from_str::<ExperimentConfig>(r#"{"budgets": "10%"}"#).is_err());
+        let bad = ExperimentConfig {
+            budget: "150%".into(),
+            ..ExperimentConfig::default()
+        };
+        assert!(bad.validate().unwrap_err().to_string().contains("bad budget"));
+        let no_adapt = ExperimentConfig {
+            adapts: vec![],
+            ..ExperimentConfig::default()
+        };
+        assert!(no_adapt.validate().unwrap_err().to_string().contains("queries/adapts"));
+    }
+}

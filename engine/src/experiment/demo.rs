@@ -1,0 +1,105 @@
+//! `delinea demo`: the default synthetic cohort (5 centres, 4 raters), then a CPU-sized
+//! experiment on it — source C1; targets C2, C3 and raters R1, R2 of the multi-rater centre;
+//! random, entropy and STDR queries with fine-tuning + pseudo-labels, source-only and the
+//! supervised bound. Resumable like any experiment: a second call reuses the cohort, the
+//! source model and every finished run.
+//!
+//! Every size that sets the demo's running time is in [`ExperimentConfig::demo`].
+
+use std::path::Path;
+use std::time::Instant;
+
+use super::{Error, Event, Experiment, ExperimentConfig, Report};
+use crate::device::Device;
+use crate::strategy::query::Unit;
+use crate::synth;
+use crate::train::TrainConfig;
+
+/// The demo's source centre.
+pub const SOURCE: &str = "C1";
+/// The demo's target domains: two centres and two raters of the multi-rater centre.
+pub const TARGETS: [&str; 4] = ["C2", "C3", "R1", "R2"];
+
+impl ExperimentConfig {
+    /// The demo's configuration, sized to run in about ten minutes on two CPU cores: the one
+    /// place to change its training lengths, slice size and network width.
+    pub fn demo() -> ExperimentConfig {
+        let mut source = TrainConfig {
+            iterations: 600,
+            batch: 8,
+            tumour_fraction: 0.5,
+            validate_every: 100,
+            ..TrainConfig::default()
+        };
+        source.preprocessing.slice_size = 64;
+        source.model.features = vec![8, 16, 32, 64];
+        source.model.dropout = vec![0.05, 0.1, 0.2, 0.3];
+        let mut config = ExperimentConfig {
+            source,
+            mc_samples: 4,
+            unit: Unit::Slice,
+            budget: "20%".into(),
+            ..ExperimentConfig::default()
+        };
+        config.adaptation.iterations = 150;
+        config.adaptation.batch = 8;
+        config
+    }
+}
+
+/// The demo's cohort: the default synthetic cohort with `seed`.
+pub fn cohort(seed: u64) -> synth::Config {
+    synth::Config {
+        seed,
+        ..synth::Config::default()
+    }
+}
+
+/// Synthesises the cohort into `out/cohort` (unless an earlier call wrote it with the same
+/// seed), then runs the demo experiment into `out` with `seed` for every random choice.
+pub fn run(out: &Path, seed: u64, device: Device, progress: &mut dyn FnMut(&Event)) -> Result<Report, Error> {
+    let start = Instant::now();
+    let dir = out.join("cohort");
+    let reused = cohort_written(&dir, seed);
+    if !reused {
+        synth::generate(&dir, &cohort(seed), &|| {})?;
+    }
+    progress(&Event::Cohort {
+        path: dir.clone(),
+        reused,
+        seconds: start.elapsed().as_secs_f64(),
+    });
+    let mut config = ExperimentConfig::demo();
+    config.seed = seed;
+    config.source.seed = seed;
+    let experiment = Experiment {
+        manifest: dir.join("manifest.json"),
+        source: SOURCE.into(),
+        targets: TARGETS.map(String::from).to_vec(),
+        config,
+        out: out.to_path_buf(),
+    };
+    super::run(&experiment, device, progress)
+}
+
+/// Whether `dir` holds a cohort fully written with `seed` (its summary is written last).
+fn cohort_written(dir: &Path, seed: u64) -> bool {
+    let Ok(text) = std::fs::read_to_string(dir.join("synth-summary.json")) else {
+        return false;
+    };
+    let summary: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+    summary["seed"] == seed && dir.join("manifest.json").is_file()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_demo_config_is_valid() {
+        let c = ExperimentConfig::demo();
+        c.validate().unwrap();
+        assert_eq!(c.queries, ["random", "entropy", "stdr"]);
+        assert_eq!(c.adapts, ["finetune+pseudo"]);
+    }
+}

@@ -1,0 +1,388 @@
+//! The paper's protocol end to end (`delinea experiment`, `delinea demo`): train the source
+//! model once, compute its reference points once, then for every target domain run
+//! source-only, every query × adaptation pair and the supervised bound, score each on the
+//! domain's test cases, and tabulate median [IQR] and paired Wilcoxon tests (METHOD.md steps
+//! 3-8).
+//!
+//! # Brief overview
+//! An [`Experiment`] (manifest, source, targets, [`ExperimentConfig`], output folder) is
+//! resolved into a [`Plan`] — [`Domain`]s (a centre, or a rater of the multi-rater centre)
+//! and [`Method`]s — before anything is computed, so that bad input fails at once. [`run`]
+//! then works through the plan on the chosen device, recording each finished (domain,
+//! method) run on disk ([`store`]) so that an interrupted experiment picks up where it
+//! stopped, and writes the tables ([`table`]) from the recorded per-case results
+//! ([`stats`]). [`demo`] does the same on a freshly synthesised cohort.
+//!
+//! The work itself is the other stages': [`crate::train`] trains and executes adaptation
+//! plans, [`crate::strategy::query`] builds the pool and selects, [`crate::infer`] predicts,
+//! [`crate::metrics`] scores and tests. This module only sequences them, and never prints:
+//! progress goes to a callback as [`Event`]s.
+
+mod config;
+pub mod demo;
+mod evaluate;
+mod plan;
+mod runner;
+pub mod stats;
+pub mod store;
+pub mod table;
+#[cfg(test)]
+mod tests;
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde::Serialize;
+
+pub use config::{AdaptationConfig, ExperimentConfig, ReferenceConfig};
+pub use plan::{Domain, Method, Plan};
+pub use store::Store;
+pub use table::Results;
+
+use crate::dataset::{Manifest, Split};
+use crate::device::{self, Device};
+use crate::metrics::ResultsTable;
+
+/// Why an experiment could not run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The manifest could not be read.
+    #[error(transparent)]
+    Manifest(#[from] crate::dataset::Error),
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What the operating system said.
+        source: std::io::Error,
+    },
+    /// The experiment config file is not valid JSON of its schema.
+    #[error("invalid experiment config {path}: {source}")]
+    ConfigFile {
+        /// The file.
+        path: PathBuf,
+        /// The JSON error, with line and column.
+        source: serde_json::Error,
+    },
+    /// A config field has an unusable value.
+    #[error("invalid experiment config: `{field}` {reason}")]
+    Config {
+        /// The field.
+        field: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The source training config is unusable.
+    #[error("invalid experiment config: source: {0}")]
+    SourceConfig(crate::train::ConfigError),
+    /// The source centre is not in the manifest.
+    #[error("{manifest}: no source centre {source_centre:?}")]
+    UnknownSource {
+        /// The manifest.
+        manifest: PathBuf,
+        /// The centre asked for.
+        source_centre: String,
+    },
+    /// No target domain was given.
+    #[error("no target domain: give --targets, e.g. C2,C3,R1")]
+    NoTargets,
+    /// A target is neither a centre nor a rater of the manifest.
+    #[error("unknown target {target:?}: {manifest} has centres {centres:?} and raters {raters:?}")]
+    UnknownTarget {
+        /// The target asked for.
+        target: String,
+        /// The manifest.
+        manifest: PathBuf,
+        /// Its centres.
+        centres: Vec<String>,
+        /// Its raters (with at least one label).
+        raters: Vec<String>,
+    },
+    /// A rater delineated cases of several target centres.
+    #[error("target rater {rater:?} delineated cases of several centres ({centres:?}): give a centre instead")]
+    AmbiguousRater {
+        /// The rater.
+        rater: String,
+        /// The centres.
+        centres: Vec<String>,
+    },
+    /// A target is the source centre (or a rater of only source cases).
+    #[error("target {target:?} lies in the source centre {source_centre:?}: a target must be another domain")]
+    SourceInTargets {
+        /// The target as given.
+        target: String,
+        /// The source centre.
+        source_centre: String,
+    },
+    /// A domain has no labelled case in a split it needs.
+    #[error("target {domain:?} has no labelled case in its {split} split")]
+    NoCases {
+        /// The domain.
+        domain: String,
+        /// The split.
+        split: Split,
+    },
+    /// A name listed twice.
+    #[error("{what} {name:?} is listed twice")]
+    Duplicate {
+        /// target, query or adaptation.
+        what: &'static str,
+        /// The name.
+        name: String,
+    },
+    /// `none` or `supervised` among the adaptations crossed with queries.
+    #[error("adaptation {adapt:?} always runs on its own (source-only / supervised bound): leave it out of --adapts")]
+    AlwaysRun {
+        /// The name.
+        adapt: String,
+    },
+    /// Finished results in the output folder come from other settings.
+    #[error(
+        "{path} was produced with other settings:\n  {}\nuse another --out, or delete the runs (and experiment.json) to recompute them with these settings",
+        differences.join("\n  ")
+    )]
+    Changed {
+        /// The marker or record that differs.
+        path: PathBuf,
+        /// `field: old then, new now`, one per difference.
+        differences: Vec<String>,
+    },
+    /// A per-case table that cannot be pooled.
+    #[error("{path}: {reason}")]
+    Table {
+        /// The table.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A query strategy failed or is unknown.
+    #[error(transparent)]
+    Query(#[from] crate::strategy::query::Error),
+    /// An adaptation strategy is unknown.
+    #[error(transparent)]
+    Adapt(#[from] crate::strategy::adapt::Error),
+    /// Source training failed.
+    #[error("source model: {0}")]
+    Train(#[from] crate::train::TrainError),
+    /// An adaptation failed.
+    #[error(transparent)]
+    Adaptation(#[from] crate::train::AdaptError),
+    /// A checkpoint could not be read.
+    #[error(transparent)]
+    Checkpoint(#[from] crate::model::checkpoint::CheckpointError),
+    /// A volume could not be read.
+    #[error(transparent)]
+    Volume(#[from] crate::volume::Error),
+    /// A per-case table could not be read or compared.
+    #[error(transparent)]
+    Metrics(#[from] crate::metrics::Error),
+    /// The device cannot run the experiment.
+    #[error(transparent)]
+    Device(#[from] crate::device::Error),
+    /// The demo cohort could not be synthesised.
+    #[error(transparent)]
+    Synth(#[from] crate::synth::Error),
+    /// A value could not be turned into JSON.
+    #[error("JSON: {0}")]
+    Json(serde_json::Error),
+}
+
+/// What to run: the data, the domains, the config and where results go.
+#[derive(Debug, Clone)]
+pub struct Experiment {
+    /// The dataset manifest.
+    pub manifest: PathBuf,
+    /// The source centre.
+    pub source: String,
+    /// Target domains: centre ids, or rater ids of a multi-rater centre.
+    pub targets: Vec<String>,
+    /// The config.
+    pub config: ExperimentConfig,
+    /// The output folder (resumable).
+    pub out: PathBuf,
+}
+
+/// Progress of an experiment, sent to the callback of [`run`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Event {
+    /// The demo's cohort was written, or found from an earlier run.
+    Cohort {
+        /// Its folder.
+        path: PathBuf,
+        /// Found rather than written.
+        reused: bool,
+        /// Seconds spent.
+        seconds: f64,
+    },
+    /// The source model starts training.
+    SourceStarted {
+        /// Training slices.
+        slices: usize,
+    },
+    /// The source model was trained, or found from an earlier run.
+    Source {
+        /// Found rather than trained.
+        reused: bool,
+        /// Best validation median DSC, when trained now.
+        best_val_dsc: Option<f64>,
+        /// Seconds spent.
+        seconds: f64,
+    },
+    /// A training step or validation, of the source model (`run` is `None`) or of an
+    /// adaptation.
+    Training {
+        /// `(domain, method)` of an adaptation.
+        run: Option<(String, String)>,
+        /// The trainer's event.
+        step: crate::train::Event,
+    },
+    /// The source reference points were computed, or found.
+    References {
+        /// Found rather than computed.
+        reused: bool,
+        /// Reference points.
+        points: usize,
+        /// Seconds spent.
+        seconds: f64,
+    },
+    /// A run starts.
+    RunStarted {
+        /// Domain id.
+        domain: String,
+        /// Method id.
+        method: String,
+        /// 1-based position among all runs of the plan.
+        index: usize,
+        /// Runs in the plan.
+        total: usize,
+    },
+    /// A step of a run finished: `query` (pool included), `adapt` or `evaluate`.
+    Step {
+        /// Domain id.
+        domain: String,
+        /// Method id.
+        method: String,
+        /// The step.
+        step: &'static str,
+        /// Seconds spent.
+        seconds: f64,
+    },
+    /// A run finished now.
+    RunFinished {
+        /// Domain id.
+        domain: String,
+        /// Method id.
+        method: String,
+        /// Its marker (cases, failures, median DSC, seconds per step).
+        marker: store::RunMarker,
+    },
+    /// A run was finished by an earlier invocation and is skipped.
+    RunSkipped {
+        /// Domain id.
+        domain: String,
+        /// Method id.
+        method: String,
+        /// 1-based position among all runs of the plan.
+        index: usize,
+        /// Runs in the plan.
+        total: usize,
+    },
+}
+
+/// What [`run`] did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    /// The output folder.
+    pub out: PathBuf,
+    /// Runs computed now.
+    pub ran: usize,
+    /// Runs finished earlier and skipped.
+    pub skipped: usize,
+    /// Whether the source model came from an earlier invocation.
+    pub source_reused: bool,
+    /// Wall time, seconds.
+    pub seconds: f64,
+    /// The results (also in `results.json`).
+    pub results: Results,
+    /// `table.md`.
+    #[serde(skip)]
+    pub markdown: String,
+}
+
+/// Runs `experiment` on `device`: checks everything first (bad names, a source among the
+/// targets, results in the folder from other settings are errors before any computation),
+/// then trains or reuses the source model, runs every unfinished (domain, method) pair and
+/// writes `cases.csv`, `results.json`, `table.md` and `table.csv` into the output folder.
+pub fn run(experiment: &Experiment, device: Device, progress: &mut dyn FnMut(&Event)) -> Result<Report, Error> {
+    let start = Instant::now();
+    let manifest = Manifest::load(&experiment.manifest)?;
+    let plan = Plan::new(
+        manifest,
+        &experiment.source,
+        &experiment.targets,
+        experiment.config.clone(),
+    )?;
+    let store = Store::open(&experiment.out, &plan)?;
+    let task = runner::Task {
+        plan: &plan,
+        store: &store,
+        progress,
+    };
+    let counts = device::run_on(device, task)??;
+    let results = write_outputs(&plan, &store)?;
+    Ok(Report {
+        out: experiment.out.clone(),
+        ran: counts.ran,
+        skipped: counts.skipped,
+        source_reused: counts.source_reused,
+        seconds: start.elapsed().as_secs_f64(),
+        markdown: table::markdown(&results),
+        results,
+    })
+}
+
+/// Reads every run's per-case table and writes the experiment's four output files.
+fn write_outputs(plan: &Plan, store: &Store) -> Result<Results, Error> {
+    let mut domains = Vec::new();
+    let mut pooled = Vec::new();
+    for d in &plan.domains {
+        let runs = plan
+            .methods
+            .iter()
+            .map(|m| Ok((m.clone(), crate::metrics::read_results(&store.run_cases(d, m))?)))
+            .collect::<Result<Vec<(Method, ResultsTable)>, Error>>()?;
+        let pairs = stats::comparison_pairs(&plan.methods, |m| plan.stdr_partner(m));
+        domains.push(stats::domain_result(d, &runs, &pairs)?);
+        pooled.push((d.id.clone(), runs));
+    }
+    let rows: Vec<(String, &Method, &ResultsTable)> = pooled
+        .iter()
+        .flat_map(|(d, runs)| runs.iter().map(move |(m, t)| (d.clone(), m, t)))
+        .collect();
+    let results = Results {
+        format: "delinea-experiment-results",
+        format_version: 1,
+        source: plan.source.clone(),
+        budget: plan.config.budget.clone(),
+        unit: plan.config.unit,
+        hd95: "pooled",
+        nsd_tolerance_mm: crate::metrics::Options::default().tolerance_mm,
+        domains,
+    };
+    let root = store.root();
+    write_text(&root.join("cases.csv"), &table::cases_csv(&rows)?)?;
+    store::write_json(&root.join("results.json"), &results)?;
+    write_text(&root.join("table.md"), &table::markdown(&results))?;
+    write_text(&root.join("table.csv"), &table::table_csv(&results.domains))?;
+    Ok(results)
+}
+
+fn write_text(path: &Path, text: &str) -> Result<(), Error> {
+    crate::fsutil::write_bytes_atomic(path, text.as_bytes()).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}

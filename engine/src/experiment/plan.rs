@@ -1,0 +1,294 @@
+//! What an experiment runs: the target domains resolved from the manifest, and the methods
+//! run on each (source-only, every query × adaptation pair, the supervised bound).
+
+use std::collections::BTreeSet;
+
+use serde::Serialize;
+
+use super::{Error, ExperimentConfig};
+use crate::dataset::{CaseEntry, Manifest, Split};
+use crate::strategy::adapt::{self, AdaptState};
+use crate::strategy::query::{self, Budget, Needs, Selection, Unit};
+use crate::train;
+
+/// One target domain: a centre's cases judged by one rater's labels.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+pub struct Domain {
+    /// The id given in the target list: a centre (`C2`) or a rater (`R2`).
+    pub id: String,
+    /// The centre whose cases make up the domain.
+    pub centre: String,
+    /// The rater whose labels are the truth; `None`: the centre's reference rater.
+    pub rater: Option<String>,
+}
+
+impl Domain {
+    /// The domain's cases of `split`, in manifest order: the centre's cases that have the
+    /// domain's label (an unlabelled case can be neither adapted on nor evaluated).
+    pub fn cases<'a>(&self, manifest: &'a Manifest, split: Split) -> Vec<&'a CaseEntry> {
+        manifest
+            .cases()
+            .iter()
+            .filter(|c| c.centre == self.centre && c.split == split)
+            .filter(|c| manifest.label(c, self.rater.as_deref()).is_some())
+            .collect()
+    }
+}
+
+/// How a domain is handled: an optional query strategy and an adaptation strategy.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, schemars::JsonSchema)]
+pub struct Method {
+    /// The query strategy (`None` for source-only and supervised, which need no selection).
+    pub query: Option<String>,
+    /// The adaptation strategy (`none` for source-only).
+    pub adapt: String,
+}
+
+impl Method {
+    /// The source model as it is.
+    pub fn source_only() -> Method {
+        Method {
+            query: None,
+            adapt: "none".into(),
+        }
+    }
+
+    /// Fine-tuning on every target training label: the upper bound.
+    pub fn supervised() -> Method {
+        Method {
+            query: None,
+            adapt: "supervised".into(),
+        }
+    }
+
+    /// The name used in tables and folders: `source-only`, `supervised`, or
+    /// `<query>+<adapt>` (e.g. `stdr+finetune+pseudo`).
+    pub fn id(&self) -> String {
+        match &self.query {
+            None if self.adapt == "none" => "source-only".into(),
+            None => self.adapt.clone(),
+            Some(q) => format!("{q}+{}", self.adapt),
+        }
+    }
+
+    /// [`Method::id`] with every character other than letters, digits and `+._-` replaced by
+    /// `_`, for a folder name.
+    pub fn dir_name(&self) -> String {
+        sanitize(&self.id())
+    }
+}
+
+/// `name` with every character other than ASCII letters, digits and `+._-` replaced by `_`.
+pub(super) fn sanitize(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "+._-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// A resolved experiment: the manifest, the source centre, the domains and the methods.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The cohort.
+    pub manifest: Manifest,
+    /// The source centre.
+    pub source: String,
+    /// Target domains, in the order given.
+    pub domains: Vec<Domain>,
+    /// Methods run on every domain: source-only, queries × adaptations, supervised.
+    pub methods: Vec<Method>,
+    /// The config (validated).
+    pub config: ExperimentConfig,
+    /// The parsed budget.
+    pub budget: Budget,
+}
+
+impl Plan {
+    /// Checks the config, the source, every target and every strategy name, before any
+    /// computation.
+    pub fn new(manifest: Manifest, source: &str, targets: &[String], config: ExperimentConfig) -> Result<Plan, Error> {
+        config.validate()?;
+        if manifest.centre(source).is_none() {
+            return Err(Error::UnknownSource {
+                manifest: manifest.path.clone(),
+                source_centre: source.into(),
+            });
+        }
+        if targets.is_empty() {
+            return Err(Error::NoTargets);
+        }
+        let mut domains: Vec<Domain> = Vec::new();
+        for t in targets {
+            let d = resolve_domain(&manifest, t, source)?;
+            if domains.iter().any(|x| x.id == d.id) {
+                return Err(Error::Duplicate {
+                    what: "target",
+                    name: d.id,
+                });
+            }
+            domains.push(d);
+        }
+        let methods = methods(&config)?;
+        let budget = config.budget()?;
+        Ok(Plan {
+            manifest,
+            source: source.into(),
+            domains,
+            methods,
+            config,
+            budget,
+        })
+    }
+
+    /// What the query pool of a domain must hold for every query strategy of the plan.
+    pub fn needs(&self) -> Result<Needs, Error> {
+        let mut needs = Needs::default();
+        for q in &self.config.queries {
+            needs = needs.or(query::by_name(q)?.needs());
+        }
+        Ok(needs)
+    }
+
+    /// The method a Wilcoxon test compares `method` with besides supervised: STDR with the
+    /// same adaptation; for source-only, STDR with the first adaptation listed. `None` for
+    /// STDR itself, for supervised, and when the plan has no STDR query.
+    pub fn stdr_partner(&self, method: &Method) -> Option<Method> {
+        let has_stdr = self.config.queries.iter().any(|q| q == "stdr");
+        if !has_stdr || method.query.as_deref() == Some("stdr") || *method == Method::supervised() {
+            return None;
+        }
+        let adapt = match &method.query {
+            Some(_) => method.adapt.clone(),
+            None => self.config.adapts.first()?.clone(),
+        };
+        Some(Method {
+            query: Some("stdr".into()),
+            adapt,
+        })
+    }
+}
+
+/// A centre id, or a rater id resolved to the one non-source centre whose cases that rater
+/// delineated. A centre id wins over a rater of the same name.
+fn resolve_domain(manifest: &Manifest, id: &str, source: &str) -> Result<Domain, Error> {
+    let domain = if manifest.centre(id).is_some() {
+        Domain {
+            id: id.into(),
+            centre: id.into(),
+            rater: None,
+        }
+    } else {
+        let centres: BTreeSet<&str> = manifest
+            .cases()
+            .iter()
+            .filter(|c| c.labels.contains_key(id))
+            .map(|c| c.centre.as_str())
+            .collect();
+        let targets: Vec<&str> = centres.iter().copied().filter(|c| *c != source).collect();
+        let centre = match (targets.as_slice(), centres.is_empty()) {
+            (_, true) => return Err(unknown_target(manifest, id)),
+            ([], false) => source,
+            ([one], false) => one,
+            (many, false) => {
+                return Err(Error::AmbiguousRater {
+                    rater: id.into(),
+                    centres: many.iter().map(|c| c.to_string()).collect(),
+                })
+            }
+        };
+        Domain {
+            id: id.into(),
+            centre: centre.into(),
+            rater: Some(id.into()),
+        }
+    };
+    if domain.centre == source {
+        return Err(Error::SourceInTargets {
+            target: id.into(),
+            source_centre: source.into(),
+        });
+    }
+    for split in [Split::Train, Split::Test] {
+        if domain.cases(manifest, split).is_empty() {
+            return Err(Error::NoCases {
+                domain: id.into(),
+                split,
+            });
+        }
+    }
+    Ok(domain)
+}
+
+fn unknown_target(manifest: &Manifest, id: &str) -> Error {
+    let raters: BTreeSet<&str> = manifest
+        .cases()
+        .iter()
+        .flat_map(|c| c.labels.keys().map(String::as_str))
+        .collect();
+    Error::UnknownTarget {
+        target: id.into(),
+        manifest: manifest.path.clone(),
+        centres: manifest.file.centres.iter().map(|c| c.id.clone()).collect(),
+        raters: raters.into_iter().map(String::from).collect(),
+    }
+}
+
+/// Source-only, every query × adaptation pair, then supervised; every name checked.
+fn methods(config: &ExperimentConfig) -> Result<Vec<Method>, Error> {
+    let mut out = vec![Method::source_only()];
+    for (i, q) in config.queries.iter().enumerate() {
+        query::by_name(q)?;
+        if config.queries[..i].contains(q) {
+            return Err(Error::Duplicate {
+                what: "query",
+                name: q.clone(),
+            });
+        }
+    }
+    for (i, a) in config.adapts.iter().enumerate() {
+        check_adaptation(a, config)?;
+        if config.adapts[..i].contains(a) {
+            return Err(Error::Duplicate {
+                what: "adaptation",
+                name: a.clone(),
+            });
+        }
+    }
+    for q in &config.queries {
+        out.extend(config.adapts.iter().map(|a| Method {
+            query: Some(q.clone()),
+            adapt: a.clone(),
+        }));
+    }
+    out.push(Method::supervised());
+    Ok(out)
+}
+
+/// Known, not one of the always-run pair, and runnable by the trainer.
+fn check_adaptation(name: &str, config: &ExperimentConfig) -> Result<(), Error> {
+    if name == "none" || name == "supervised" {
+        return Err(Error::AlwaysRun { adapt: name.into() });
+    }
+    let state = AdaptState {
+        selection: no_selection(),
+        target: String::new(),
+        schedule: config.adaptation_training().schedule(),
+    };
+    train::check_supported(&adapt::by_name(name)?.plan(&state))?;
+    Ok(())
+}
+
+/// The empty selection of the methods without a query (source-only, supervised).
+pub(super) fn no_selection() -> Selection {
+    Selection {
+        strategy: String::new(),
+        unit: Unit::Slice,
+        pool_size: 0,
+        items: vec![],
+    }
+}
