@@ -300,6 +300,32 @@ impl<B: Backend> UNet2d<B> {
         self.run(x, true)
     }
 
+    /// The running-statistics momentum of the batch norms (the top block's first; all are the
+    /// same unless set otherwise).
+    pub fn batch_norm_momentum(&self) -> f64 {
+        self.encoder.first().map_or(0.1, |b| b.bn1.momentum())
+    }
+
+    /// The same network with every batch norm's running-statistics momentum set to `momentum`
+    /// (see [`BatchNorm2d::with_momentum`]); e.g. `b / seen` for a cumulative average.
+    pub fn with_batch_norm_momentum(self, momentum: f64) -> Self {
+        let set = |block: ConvBlock<B>| ConvBlock {
+            bn1: block.bn1.with_momentum(momentum),
+            bn2: block.bn2.with_momentum(momentum),
+            ..block
+        };
+        UNet2d {
+            encoder: self.encoder.into_iter().map(set).collect(),
+            decoder: (self.decoder.into_iter())
+                .map(|u| UpBlock {
+                    block: set(u.block),
+                    ..u
+                })
+                .collect(),
+            ..self
+        }
+    }
+
     fn run(&self, x: Tensor<B, 4>, mc_dropout: bool) -> (Tensor<B, 4>, Tensor<B, 4>) {
         let mut skips = Vec::with_capacity(self.encoder.len());
         let mut x = x; // [B, in, H, W]
