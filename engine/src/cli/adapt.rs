@@ -27,7 +27,7 @@ pub struct Args {
     /// The target centre.
     #[arg(long)]
     centre: String,
-    /// none, finetune, finetune+pseudo, supervised, adabn (tent is planned but does not run yet).
+    /// none, finetune, finetune+pseudo, supervised, adabn or tent.
     #[arg(long, default_value = "finetune+pseudo")]
     strategy: String,
     /// Training config (augmentation, seed, batch sizes; schema data-schema/train-config.schema.json).
@@ -97,6 +97,7 @@ pub fn run(args: Args, global: Global) -> anyhow::Result<ExitStatus> {
         anyhow::bail!("{}: no centre {:?}", args.manifest.display(), args.centre);
     }
     let schedule = Schedule {
+        optimizer: config.optimizer,
         iterations: config.iterations,
         batch: config.batch,
         lr: config.lr,

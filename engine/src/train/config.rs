@@ -10,10 +10,11 @@ use crate::model::UNet2dConfig;
 use crate::preprocess::Preprocessing;
 
 /// Which optimiser updates the weights.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum OptimizerKind {
     /// SGD with momentum (PyTorch convention: dampening 0) and L2 weight decay (the paper's).
+    #[default]
     Sgd,
     /// Adam (beta 0.9/0.999, epsilon 1e-5 as burn's default) with L2 weight decay.
     Adam,
