@@ -7,6 +7,7 @@ mod device;
 mod inspect;
 mod metrics;
 mod predict;
+mod progress;
 mod query;
 mod schema;
 mod synth;
