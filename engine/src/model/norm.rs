@@ -118,6 +118,26 @@ impl<B: Backend> BatchNorm2d<B> {
         (scale, shift)
     }
 
+    /// This layer, in evaluation (running statistics), folded into the convolution before it:
+    /// the weight and bias of one convolution whose output is `bn(conv(x))`, i.e.
+    /// `w * s` and `b * s + (beta - mean * s)` per output channel, `s = gamma / sqrt(var + eps)`
+    /// (what inference runtimes such as TensorRT and ONNX Runtime do).
+    ///
+    /// # Shapes
+    /// - `weight`: `[channels, in, kh, kw]`; `bias`: `[channels]`
+    /// - output: (`[channels, in, kh, kw]`, `[channels]`)
+    pub fn fold_into(&self, weight: Tensor<B, 4>, bias: Option<Tensor<B, 1>>) -> (Tensor<B, 4>, Tensor<B, 1>) {
+        let (scale, shift) = self.eval_scale_shift(); // [1, C, 1] each
+        let c = scale.dims()[1];
+        let scale = scale.reshape([c]); // [C]
+        let shift = shift.reshape([c]); // [C]
+        let bias = match bias {
+            Some(b) => b.mul(scale.clone()).add(shift), // [C]
+            None => shift,
+        };
+        (weight.mul(scale.reshape([c, 1, 1, 1])), bias) // [C, in, kh, kw], [C]
+    }
+
     /// Running statistics: `(gamma / std, beta - mean * gamma / std)`, both `[1, C, 1]`.
     fn eval_scale_shift(&self) -> (Tensor<B, 3>, Tensor<B, 3>) {
         let gamma = self.gamma.val();
