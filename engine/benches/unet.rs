@@ -1,6 +1,7 @@
 //! Micro-benchmark of the paper's U-Net on the CPU backend (not a test): one SGD training step
-//! (forward, loss, backward, update) and one inference batch (eval mode, no autodiff), with
-//! batch norm folded into the convolutions (the default) and without.
+//! (forward, loss, backward, update) and one inference batch (eval mode, no autodiff) as
+//! `delinea predict` runs it (batch norm folded, one concurrent part of the batch per thread),
+//! and for comparison the whole batch at once with and without batch norm folded.
 //!
 //! `cargo bench -p delinea --bench unet` (release profile). Environment: `DELINEA_BENCH_THREADS`
 //! (rayon threads, default 2), `DELINEA_BENCH_SIZE` (slice side, default 128),
@@ -91,10 +92,14 @@ fn main() {
     });
     let eval = net.valid();
     let xi = x.inner();
+    // Inference as `delinea predict` runs it on the CPU: one concurrent part per thread, batch
+    // norm folded; then the whole batch at once, folded and not (the path before both).
     let (infer_med, infer_min) = time(reps, || {
+        let _ = eval.forward_in_parts(xi.clone(), threads).0.sum().into_scalar();
+    });
+    let (whole_med, whole_min) = time(reps, || {
         let _ = eval.forward(xi.clone()).sum().into_scalar();
     });
-    // The same without folding batch norm into the convolutions (the path before the folding).
     let (unfolded_med, unfolded_min) = time(reps, || {
         let _ = eval.forward_unfolded(xi.clone()).sum().into_scalar();
     });
@@ -117,17 +122,23 @@ fn main() {
         infer_med.as_secs_f64(),
         infer_min.as_secs_f64()
     );
-    println!(
-        "  inference, batch norm not folded: median {:.3} s  (min {:.3} s)",
-        unfolded_med.as_secs_f64(),
-        unfolded_min.as_secs_f64()
-    );
+    for (what, (med, min)) in [
+        ("whole batch at once", (whole_med, whole_min)),
+        ("whole batch, batch norm not folded", (unfolded_med, unfolded_min)),
+    ] {
+        println!(
+            "  inference, {what}: median {:.3} s  (min {:.3} s)",
+            med.as_secs_f64(),
+            min.as_secs_f64()
+        );
+    }
     println!(
         "json: {}",
         serde_json::json!({
             "impl": "delinea", "threads": threads, "batch": batch, "size": size, "reps": reps,
             "train_median_s": train_med.as_secs_f64(), "train_min_s": train_min.as_secs_f64(),
             "infer_median_s": infer_med.as_secs_f64(), "infer_min_s": infer_min.as_secs_f64(),
+            "infer_whole_median_s": whole_med.as_secs_f64(), "infer_whole_min_s": whole_min.as_secs_f64(),
             "infer_unfolded_median_s": unfolded_med.as_secs_f64(),
             "infer_unfolded_min_s": unfolded_min.as_secs_f64(),
         })

@@ -224,3 +224,23 @@ fn folded_batch_norm_gives_the_same_probabilities() {
     let diff: f32 = folded.sub(unfolded).abs().max().into_scalar();
     assert!(diff < 1e-4, "folded and unfolded probabilities differ by {diff}");
 }
+
+/// A batch cut into concurrent parts gives what the whole batch gives, in batch order.
+#[test]
+fn forward_in_parts_matches_the_whole_batch() {
+    let _rng = rng_lock();
+    let device = Default::default();
+    let net = small_config().init::<B>(&device).unwrap();
+    let (x, _) = disk_batch::<B>(5, 32, &device);
+    let (logits, features) = net.forward_with_features(x.clone());
+    for parts in [1, 2, 3, 8] {
+        let (l, f) = net.forward_in_parts(x.clone(), parts);
+        assert_eq!(l.dims(), logits.dims());
+        let dl: f32 = l.sub(logits.clone()).abs().max().into_scalar();
+        let df: f32 = f.sub(features.clone()).abs().max().into_scalar();
+        assert!(
+            dl < 1e-6 && df < 1e-6,
+            "{parts} parts: logits differ by {dl}, features by {df}"
+        );
+    }
+}

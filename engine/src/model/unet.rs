@@ -12,6 +12,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::module::conv2d;
 use burn::tensor::ops::PaddedConvOptions;
 use burn::tensor::{Distribution, Tensor};
+use rayon::prelude::*;
 
 use super::norm::{BatchNorm2d, BatchNorm2dConfig};
 use super::Error;
@@ -321,6 +322,33 @@ impl<B: Backend> UNet2d<B> {
                 fold_batch_norm: true,
             },
         )
+    }
+
+    /// As [`UNet2d::forward_with_features`], with the batch cut into `parts` consecutive
+    /// chunks that run concurrently on the rayon thread pool, outputs concatenated in batch
+    /// order (the same numbers: no layer mixes the samples of a batch in evaluation).
+    ///
+    /// Why: on the CPU backend each convolution has serial stretches (layout conversions,
+    /// buffer set-up) during which the other threads idle; two half batches at once keep them
+    /// busy. Use the number of CPU threads on the CPU and 1 on a GPU (one part is a plain
+    /// forward). For evaluation only: on an autodiff backend the batch statistics would be
+    /// each part's, and MC dropout would draw its masks in a thread-dependent order.
+    ///
+    /// # Shapes
+    /// - `x`: `[batch, in_channels, H, W]`
+    /// - output: (`[batch, classes, H, W]`, `[batch, features[0], H, W]`)
+    pub fn forward_in_parts(&self, x: Tensor<B, 4>, parts: usize) -> (Tensor<B, 4>, Tensor<B, 4>) {
+        let parts = parts.min(x.dims()[0]);
+        if parts <= 1 || B::ad_enabled(&x.device()) {
+            return self.forward_with_features(x);
+        }
+        let outputs: Vec<(Tensor<B, 4>, Tensor<B, 4>)> = x
+            .chunk(parts, 0) // `parts` chunks of [b / parts, in, H, W] (the last may be smaller)
+            .into_par_iter()
+            .map(|part| self.forward_with_features(part))
+            .collect();
+        let (logits, features): (Vec<_>, Vec<_>) = outputs.into_iter().unzip();
+        (Tensor::cat(logits, 0), Tensor::cat(features, 0)) // [B, classes, H, W], [B, f0, H, W]
     }
 
     /// Class logits without folding batch norm into the convolutions in evaluation (every

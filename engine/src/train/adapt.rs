@@ -299,7 +299,7 @@ fn pseudo_label<B: burn::tensor::backend::Backend>(
 ) {
     let (size, classes) = (set.size, card.architecture.classes);
     let px = size * size;
-    let (probs, _) = slice_probabilities(model, &set.images, size, batch, false, false);
+    let (probs, _) = slice_probabilities(model, &set.images, size, (batch, 1), false, false);
     for i in 0..set.len() {
         let p = &probs[i * classes * px..(i + 1) * classes * px];
         let labels: Vec<u8> = (0..px)
