@@ -140,19 +140,13 @@ pub fn execute<B: AutodiffBackend>(
     let train = plan_data(&inputs, &card, &model, config.inference_batch)?;
     let reestimate = matches!(plan.batch_norm, BatchNorm::Reestimate | BatchNorm::BatchStatistics);
     if !takes_steps(plan) {
-        let model = if reestimate {
-            reestimate_batch_norm(model, &train, config.inference_batch)
-        } else {
-            model
+        // `none` keeps the source model as it is; AdaBN moves only the statistics.
+        let model = match reestimate {
+            true => reestimate_batch_norm(model, &train, config.inference_batch),
+            false => model,
         };
         checkpoint::save(out, &model.valid(), &card)?;
-        return Ok(TrainingLog {
-            config,
-            events: vec![],
-            best_val_dsc: None,
-            best_iteration: 0,
-            wall_seconds: 0.0,
-        });
+        return Ok(empty_log(config));
     }
     let model = match plan.trainable {
         Trainable::BatchNormAffine => train_only_batch_norm_affine(model),
@@ -175,6 +169,17 @@ pub fn execute<B: AutodiffBackend>(
         checkpoint::save(out, &model.valid(), &card)?;
     }
     Ok(log)
+}
+
+/// The log of a run without gradient steps.
+fn empty_log(config: TrainConfig) -> TrainingLog {
+    TrainingLog {
+        config,
+        events: vec![],
+        best_val_dsc: None,
+        best_iteration: 0,
+        wall_seconds: 0.0,
+    }
 }
 
 /// `config` with the source card's model and preprocessing and the plan's optimiser and
