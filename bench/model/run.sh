@@ -65,7 +65,7 @@ for size in $sizes; do
         | tee /dev/stderr | sed -n 's/^json: //p' >>"$results"
 done
 
-"$py" - "$results" "$out" "$(cut -d' ' -f1-3 /proc/loadavg)" "$(nproc)" <<'EOF'
+"$py" - "$results" "$out" "$(cut -d' ' -f1-3 /proc/loadavg)" "$(nproc --all)" <<'EOF'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 out, load, cores = sys.argv[2], sys.argv[3], int(sys.argv[4])
