@@ -59,10 +59,12 @@ results="$(mktemp)"
 trap 'rm -f "$results"' EXIT
 for size in $sizes; do
     echo "size $size: delinea, then PyTorch (load: $(cut -d' ' -f1-3 /proc/loadavg))" >&2
-    DELINEA_BENCH_THREADS="$threads" DELINEA_BENCH_SIZE="$size" DELINEA_BENCH_BATCH="$batch" \
-        DELINEA_BENCH_REPS="$reps" DELINEA_BENCH_BN=0 "$bin" | tee /dev/stderr | sed -n 's/^json: //p' >>"$results"
-    "$py" "$root/bench/model/torch_unet.py" --threads "$threads" --size "$size" --batch "$batch" --reps "$reps" \
-        | tee /dev/stderr | sed -n 's/^json: //p' >>"$results"
+    ours="$(DELINEA_BENCH_THREADS="$threads" DELINEA_BENCH_SIZE="$size" DELINEA_BENCH_BATCH="$batch" \
+        DELINEA_BENCH_REPS="$reps" DELINEA_BENCH_BN=0 "$bin")"
+    peer="$("$py" "$root/bench/model/torch_unet.py" --threads "$threads" --size "$size" --batch "$batch" \
+        --reps "$reps")"
+    printf '%s\n%s\n' "$ours" "$peer" >&2
+    printf '%s\n%s\n' "$ours" "$peer" | sed -n 's/^json: //p' >>"$results"
 done
 
 "$py" - "$results" "$out" "$(cut -d' ' -f1-3 /proc/loadavg)" "$(nproc --all)" <<'EOF'
