@@ -2,8 +2,9 @@
 0.9 without dampening, weight decay 1e-4, lr 0.03), one training step and one inference batch.
 
 python bench/model/torch_unet.py [--threads 2] [--size 128] [--batch 8] [--reps 3]
+Prints the median and minimum of the timed repetitions, and one `json: {...}` line (bench/model/run.sh).
 """
-import argparse, time
+import argparse, json, time
 import torch, torch.nn as nn, torch.nn.functional as F
 
 def block(i, o, p):
@@ -61,6 +62,10 @@ def main():
     print(f"pytorch {torch.__version__}, {a.threads} threads, batch [{a.batch}, 1, {a.size}, {a.size}], {a.reps} reps")
     print(f"  training step:   median {tr[0]:.3f} s  (min {tr[1]:.3f} s)")
     print(f"  inference batch: median {inf[0]:.3f} s  (min {inf[1]:.3f} s)")
+    print("json: " + json.dumps({"impl": "pytorch", "version": torch.__version__, "threads": a.threads,
+                                 "batch": a.batch, "size": a.size, "reps": a.reps,
+                                 "train_median_s": tr[0], "train_min_s": tr[1],
+                                 "infer_median_s": inf[0], "infer_min_s": inf[1]}))
 
 if __name__ == "__main__":
     main()

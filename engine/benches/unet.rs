@@ -1,11 +1,15 @@
 //! Micro-benchmark of the paper's U-Net on the CPU backend (not a test): one SGD training step
-//! (forward, loss, backward, update) and one inference batch (eval mode, no autodiff).
+//! (forward, loss, backward, update) and one inference batch (eval mode, no autodiff) as
+//! `delinea predict` runs it (batch norm folded, one concurrent part of the batch per thread),
+//! and for comparison the whole batch at once with and without batch norm folded.
 //!
 //! `cargo bench -p delinea --bench unet` (release profile). Environment: `DELINEA_BENCH_THREADS`
 //! (rayon threads, default 2), `DELINEA_BENCH_SIZE` (slice side, default 128),
 //! `DELINEA_BENCH_BATCH` (default 8), `DELINEA_BENCH_REPS` (timed repetitions, default 3),
-//! `DELINEA_BENCH_BN` (0: skip the batch-norm comparison, e.g. when profiling the U-Net alone).
-//! Reports the median and the minimum of the timed repetitions after one warm-up, and the same
+//! `DELINEA_BENCH_BN` (0: skip the batch-norm comparison, e.g. when profiling the U-Net alone),
+//! `DELINEA_BENCH_TRAIN` (0: time inference only, e.g. when profiling it; training reads 0).
+//! Reports the median and the minimum of the timed repetitions after one warm-up (also as one
+//! `json: {...}` line, read by bench/model/run.sh), and the same
 //! for one batch norm at `[batch, 16, size, size]` (the widest activation of the network):
 //! burn 0.21's `BatchNorm` against ours ([`BatchNorm2d`]), measured in the same run.
 #![allow(clippy::print_stdout)]
@@ -67,21 +71,37 @@ fn main() {
     let y = Tensor::<AB, 3, Int>::random([batch, size, size], Distribution::Uniform(0.0, 2.0), &device);
 
     // Where a training step goes: forward (with the autodiff graph) + loss, then + backward.
-    let (fwd_med, _) = time(reps, || {
+    let train = env("DELINEA_BENCH_TRAIN", 1) == 1;
+    let timed = |f: &mut dyn FnMut()| {
+        if train {
+            time(reps, f)
+        } else {
+            (Duration::ZERO, Duration::ZERO)
+        }
+    };
+    let (fwd_med, _) = timed(&mut || {
         let _ = loss_fn.forward(net.forward(x.clone()), y.clone()).total.into_scalar();
     });
-    let (fwd_bwd_med, _) = time(reps, || {
+    let (fwd_bwd_med, _) = timed(&mut || {
         let _ = loss_fn.forward(net.forward(x.clone()), y.clone()).total.backward();
     });
-    let (train_med, train_min) = time(reps, || {
+    let (train_med, train_min) = timed(&mut || {
         let loss = loss_fn.forward(net.forward(x.clone()), y.clone()).total;
         let grads = GradientsParams::from_grads(loss.backward(), &net);
         net = optim.step(0.03, net.clone(), grads);
     });
     let eval = net.valid();
     let xi = x.inner();
+    // Inference as `delinea predict` runs it on the CPU: one concurrent part per thread, batch
+    // norm folded; then the whole batch at once, folded and not (the path before both).
     let (infer_med, infer_min) = time(reps, || {
+        let _ = eval.forward_in_parts(xi.clone(), threads).0.sum().into_scalar();
+    });
+    let (whole_med, whole_min) = time(reps, || {
         let _ = eval.forward(xi.clone()).sum().into_scalar();
+    });
+    let (unfolded_med, unfolded_min) = time(reps, || {
+        let _ = eval.forward_unfolded(xi.clone()).sum().into_scalar();
     });
     let bn = (env("DELINEA_BENCH_BN", 1) == 1).then(|| bench_batch_norm(reps, batch, size));
     println!("unet2d paper config, flex CPU, {threads} threads, batch [{batch}, 1, {size}, {size}], {reps} reps");
@@ -101,6 +121,27 @@ fn main() {
         "  inference batch: median {:.3} s  (min {:.3} s)",
         infer_med.as_secs_f64(),
         infer_min.as_secs_f64()
+    );
+    for (what, (med, min)) in [
+        ("whole batch at once", (whole_med, whole_min)),
+        ("whole batch, batch norm not folded", (unfolded_med, unfolded_min)),
+    ] {
+        println!(
+            "  inference, {what}: median {:.3} s  (min {:.3} s)",
+            med.as_secs_f64(),
+            min.as_secs_f64()
+        );
+    }
+    println!(
+        "json: {}",
+        serde_json::json!({
+            "impl": "delinea", "threads": threads, "batch": batch, "size": size, "reps": reps,
+            "train_median_s": train_med.as_secs_f64(), "train_min_s": train_min.as_secs_f64(),
+            "infer_median_s": infer_med.as_secs_f64(), "infer_min_s": infer_min.as_secs_f64(),
+            "infer_whole_median_s": whole_med.as_secs_f64(), "infer_whole_min_s": whole_min.as_secs_f64(),
+            "infer_unfolded_median_s": unfolded_med.as_secs_f64(),
+            "infer_unfolded_min_s": unfolded_min.as_secs_f64(),
+        })
     );
     if let Some(bn) = bn {
         println!("batch norm [{batch}, 16, {size}, {size}], median of {reps}:");

@@ -231,6 +231,19 @@ fn experiment_writes_consistent_tables_and_resumes() {
         "{err}"
     );
     assert_eq!(snapshot(&out), after);
+
+    // A label-free adaptation added: it runs once per domain, without a query; the rest is reused.
+    let tent = experiment(&manifest, &config, &out, &["--adapts", "tent"]);
+    assert!(tent.status.success(), "{}", describe(&tent));
+    let err = stderr(&tent);
+    assert_eq!(err.matches(": running").count(), 2, "{err}");
+    assert!(
+        err.contains("C2 tent: running") && err.contains("R2 tent: running"),
+        "{err}"
+    );
+    assert_eq!(err.matches("finished earlier, skipped").count(), 10, "{err}");
+    let table = std::fs::read_to_string(out.join("table.md")).unwrap();
+    assert!(table.contains("| C2 | tent |") && !table.contains("+tent"), "{table}");
 }
 
 #[test]
@@ -277,10 +290,7 @@ fn bad_experiments_are_clear_errors() {
         &["--targets", "C2", "--adapts", "none"],
         "adaptation \"none\" always runs on its own",
     );
-    bad(
-        &["--targets", "C2", "--adapts", "tent"],
-        "not supported by the trainer yet",
-    );
+    bad(&["--targets", "C2", "--adapts", "magic"], "magic");
     bad(&["--targets", "C2", "--budget", "150%"], "bad budget");
     bad(&["--targets", "C2", "--source", "C7"], "no source centre \"C7\"");
     let missing = dir.path().join("nothing.json");

@@ -65,10 +65,27 @@ fn train_then_predict_on_a_tiny_cohort() {
             "--out",
             model.to_str().unwrap(),
             "--json",
+            "--log-every",
+            "5",
         ]);
         assert!(out.status.success(), "{}", describe(&out));
         let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(summary["iterations"], 20);
+        // stderr is a pipe here: plain progress lines every 5 iterations, no bar redraws.
+        let err = String::from_utf8_lossy(&out.stderr);
+        let steps: Vec<&str> = err
+            .lines()
+            .filter(|l| l.starts_with("iter") && l.contains("loss"))
+            .collect();
+        assert_eq!(steps.len(), 4, "{err}");
+        assert!(
+            steps[0].starts_with("iter      5/20") && err.contains("validation median DSC"),
+            "{err}"
+        );
+        assert!(
+            !err.contains('\r') && !err.contains('\u{1b}'),
+            "terminal control codes in a log: {err:?}"
+        );
         assert!(model.join("model-card.json").is_file() && model.join("model.mpk").is_file());
         losses(&model.join("training-log.json"))
     };

@@ -10,6 +10,7 @@ use delinea::strategy::adapt::{self, AdaptPlan, AdaptState};
 use delinea::strategy::query::Selection;
 use delinea::train::{self, TrainConfig, TrainingLog};
 
+use super::progress::{self, Mode};
 use super::{print_json, ExitStatus, Global};
 
 /// Adapt a source model to a target centre with a labelled selection.
@@ -27,7 +28,7 @@ pub struct Args {
     /// The target centre.
     #[arg(long)]
     centre: String,
-    /// none, finetune, finetune+pseudo, supervised, adabn (tent is planned but does not run yet).
+    /// none, finetune, finetune+pseudo, supervised, adabn or tent.
     #[arg(long, default_value = "finetune+pseudo")]
     strategy: String,
     /// Training config (augmentation, seed, batch sizes; schema data-schema/train-config.schema.json).
@@ -39,7 +40,8 @@ pub struct Args {
     /// Slices per batch (default: the config's).
     #[arg(long)]
     batch: Option<usize>,
-    /// Print a progress line every N iterations.
+    /// Where stderr is not a terminal (logs, pipes), print a progress line every N iterations;
+    /// on a terminal a progress bar shows every iteration.
     #[arg(long, default_value_t = 50)]
     log_every: usize,
     /// Compute device.
@@ -60,14 +62,14 @@ struct Task {
     source: PathBuf,
     config: TrainConfig,
     out: PathBuf,
-    log_every: usize,
+    progress: progress::Training,
 }
 
 impl BackendTask for Task {
     type Output = Result<TrainingLog, train::AdaptError>;
 
     fn run<B: AutodiffBackend>(self, device: B::Device) -> Self::Output {
-        let every = self.log_every;
+        let mut progress = self.progress;
         let inputs = train::AdaptInputs {
             plan: &self.plan,
             selection: &self.selection,
@@ -75,9 +77,9 @@ impl BackendTask for Task {
             source: &self.source,
             rater: None,
         };
-        train::execute_adapt_plan::<B>(inputs, self.config, &self.out, device, |e| {
-            super::train::print_event(e, every)
-        })
+        let log = train::execute_adapt_plan::<B>(inputs, self.config, &self.out, device, |e| progress.on_event(e));
+        progress.finish();
+        log
     }
 }
 
@@ -113,7 +115,7 @@ pub fn run(args: Args, global: Global) -> anyhow::Result<ExitStatus> {
         source: args.model.clone(),
         config,
         out: args.out.clone(),
-        log_every: if global.quiet { 0 } else { args.log_every },
+        progress: progress::Training::new(Mode::detect(global.quiet), args.log_every),
     };
     let log = device::run_on(device, task)??;
     for (name, text) in [

@@ -26,7 +26,8 @@ pub struct ExperimentArgs {
     /// Query strategies, comma-separated (default: the config's, random,entropy,stdr).
     #[arg(long, value_delimiter = ',')]
     queries: Option<Vec<String>>,
-    /// Adaptations crossed with every query (default: the config's, finetune+pseudo).
+    /// Adaptations (default: the config's, finetune+pseudo): those that learn from labels are
+    /// crossed with every query; label-free ones (tent, adabn) run once per domain.
     #[arg(long, value_delimiter = ',')]
     adapts: Option<Vec<String>>,
     /// Budget: a count (12), a fraction (0.2) or a percentage (20%).
@@ -207,7 +208,7 @@ impl Printer {
                 duration(*seconds),
                 best_val_dsc.map_or("n/a".into(), |d| format!("{d:.3}"))
             ),
-            Event::Training { step, .. } => super::train::print_event(step, self.log_every),
+            Event::Training { step, .. } => super::progress::print_event(step, self.log_every),
             Event::References {
                 reused,
                 points,

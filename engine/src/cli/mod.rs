@@ -8,6 +8,7 @@ mod experiment;
 mod inspect;
 mod metrics;
 mod predict;
+mod progress;
 mod query;
 mod schema;
 mod synth;

@@ -12,6 +12,7 @@ use delinea::model::checkpoint;
 use delinea::{fsutil, volume};
 use serde::Serialize;
 
+use super::progress::{self, Mode};
 use super::{print_json, ExitStatus, Global};
 
 /// Segment volumes with a trained model: one mask per input, `<out>/<case>.nii.gz`, in the
@@ -176,6 +177,7 @@ struct Task {
     out: PathBuf,
     probs: bool,
     options: PredictOptions,
+    progress: progress::Items,
 }
 
 impl BackendTask for Task {
@@ -219,7 +221,9 @@ impl BackendTask for Task {
                 mc,
                 descriptors: p.descriptors,
             });
+            self.progress.tick(&input.id);
         }
+        self.progress.finish();
         Ok(rows)
     }
 }
@@ -234,8 +238,10 @@ pub fn run(args: Args, global: Global) -> anyhow::Result<ExitStatus> {
     let inputs = inputs(&args)?;
     let device = device::resolve(args.device)?;
     std::fs::create_dir_all(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
+    let mode = Mode::detect(global.quiet || args.json);
     let task = Task {
         model: args.model.clone(),
+        progress: progress::Items::new(mode, inputs.len(), "volumes predicted"),
         inputs,
         out: args.out.clone(),
         probs: args.probs,
@@ -245,6 +251,12 @@ pub fn run(args: Args, global: Global) -> anyhow::Result<ExitStatus> {
             reduction: args.reduction,
             descriptor: args.descriptors.then(DescriptorConfig::default),
             seed: args.seed,
+            // On the CPU, one concurrent part of each batch per thread (UNet2d::forward_in_parts).
+            parts: if device == device::Device::Cpu {
+                rayon::current_num_threads()
+            } else {
+                1
+            },
         },
     };
     let rows = device::run_on(device, task)??;

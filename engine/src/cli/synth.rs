@@ -1,12 +1,11 @@
 //! `delinea synth --out DIR --seed N …`.
 
-use std::io::Write;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use delinea::synth::{self, Config, Summary};
 
+use super::progress::{Items, Mode};
 use super::{print_json, ExitStatus, Global};
 
 /// Write a synthetic multi-centre, multi-rater NPC cohort: NIfTI images and labels,
@@ -68,21 +67,11 @@ pub fn run(args: Args, global: Global) -> anyhow::Result<ExitStatus> {
     };
     config.check()?;
     let total = args.centres * args.cases_per_centre + args.multi_rater_cases;
-    let done = AtomicUsize::new(0);
-    let show = !global.quiet && !args.json;
-    let progress = || {
-        let n = done.fetch_add(1, Ordering::Relaxed) + 1;
-        if show {
-            eprint!("\rsynth: {n}/{total} cases");
-            let _ = std::io::stderr().flush();
-        }
-    };
+    let progress = Items::new(Mode::detect(global.quiet || args.json), total, "cases written");
     let start = Instant::now();
-    let summary = synth::generate(&args.out, &config, &progress)?;
+    let summary = synth::generate(&args.out, &config, &|| progress.tick(""))?;
     let secs = start.elapsed().as_secs_f64();
-    if show {
-        eprintln!();
-    }
+    progress.finish();
     if args.json {
         print_json(&summary)?;
     } else if !global.quiet {

@@ -6,9 +6,10 @@ use anyhow::Context;
 use burn::tensor::backend::AutodiffBackend;
 use delinea::dataset::Manifest;
 use delinea::device::{self, BackendTask, DeviceRequest};
-use delinea::train::{Event, OptimizerKind, TrainConfig, TrainError, Trainer, TrainingData, TrainingLog};
+use delinea::train::{OptimizerKind, TrainConfig, TrainError, Trainer, TrainingData, TrainingLog};
 use delinea::{fsutil, model};
 
+use super::progress::{self, Mode};
 use super::{print_json, ExitStatus, Global};
 
 /// Train a 2D U-Net on the train split of one or more centres; the best weights on the val
@@ -62,7 +63,8 @@ pub struct Args {
     /// Compute device: auto, cpu, cuda or cuda:N.
     #[arg(long, default_value = "auto")]
     device: DeviceRequest,
-    /// Print a progress line every N iterations (0: only validations).
+    /// Where stderr is not a terminal (logs, pipes), print a progress line every N iterations
+    /// (0: only validations); on a terminal a progress bar shows every iteration.
     #[arg(long, default_value_t = 10, value_name = "N")]
     log_every: usize,
     /// Print the final summary as one JSON object.
@@ -113,55 +115,18 @@ struct Task {
     config: TrainConfig,
     data: TrainingData,
     out: PathBuf,
-    log_every: usize,
-    quiet: bool,
+    progress: progress::Training,
 }
 
 impl BackendTask for Task {
     type Output = Result<TrainingLog, TrainError>;
 
-    #[allow(clippy::print_stderr)]
     fn run<B: AutodiffBackend>(self, device: B::Device) -> Self::Output {
         let trainer = Trainer::<B>::new(self.config, device)?;
-        let (quiet, every) = (self.quiet, self.log_every);
-        let (_, log) = trainer.fit(&self.data, &self.out, |e| {
-            if !quiet {
-                print_event(e, every);
-            }
-        })?;
+        let mut progress = self.progress;
+        let (_, log) = trainer.fit(&self.data, &self.out, |e| progress.on_event(e))?;
+        progress.finish();
         Ok(log)
-    }
-}
-
-/// One progress line on stderr for a training event: a step every `every` iterations (0: none),
-/// and every validation.
-#[allow(clippy::print_stderr)]
-pub(super) fn print_event(e: &Event, every: usize) {
-    match e {
-        Event::Step {
-            iteration,
-            iterations,
-            loss,
-            lr,
-            seconds,
-            ..
-        } if every > 0 && (iteration % every == 0 || iteration == iterations) => {
-            eprintln!(
-                "iter {iteration:>6}/{iterations}  loss {loss:.4}  lr {lr:.5}  {:.2} it/s  {seconds:.1} s",
-                *iteration as f64 / seconds.max(1e-9)
-            );
-        }
-        Event::Validation {
-            iteration,
-            median_dsc,
-            best,
-            seconds,
-            ..
-        } => eprintln!(
-            "iter {iteration:>6}  validation median DSC {median_dsc:.4}{}  {seconds:.1} s",
-            if *best { "  (best, saved)" } else { "" }
-        ),
-        _ => {}
     }
 }
 
@@ -189,8 +154,7 @@ pub fn run(args: Args, global: Global) -> anyhow::Result<ExitStatus> {
         config,
         data,
         out: args.out.clone(),
-        log_every: args.log_every,
-        quiet: global.quiet,
+        progress: progress::Training::new(Mode::detect(global.quiet), args.log_every),
     };
     let log = device::run_on(device, task)??;
     let log_path = args.out.join("training-log.json");

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::{Error, ExperimentConfig};
 use crate::dataset::{CaseEntry, Manifest, Split};
-use crate::strategy::adapt::{self, AdaptState};
+use crate::strategy::adapt::{self, AdaptState, LabelSource};
 use crate::strategy::query::{self, Budget, Needs, Selection, Unit};
 use crate::train;
 
@@ -155,7 +155,8 @@ impl Plan {
     }
 
     /// The method a Wilcoxon test compares `method` with besides supervised: STDR with the
-    /// same adaptation; for source-only, STDR with the first adaptation listed. `None` for
+    /// same adaptation; for the methods without a query (source-only, Tent, AdaBN), STDR with
+    /// the first label-using adaptation listed. `None` for
     /// STDR itself, for supervised, and when the plan has no STDR query.
     pub fn stdr_partner(&self, method: &Method) -> Option<Method> {
         let has_stdr = self.config.queries.iter().any(|q| q == "stdr");
@@ -164,7 +165,7 @@ impl Plan {
         }
         let adapt = match &method.query {
             Some(_) => method.adapt.clone(),
-            None => self.config.adapts.first()?.clone(),
+            None => labelled_adapts(&self.config).first()?.to_string(),
         };
         Some(Method {
             query: Some("stdr".into()),
@@ -250,27 +251,45 @@ fn methods(config: &ExperimentConfig) -> Result<Vec<Method>, Error> {
             });
         }
     }
+    let mut labelled = Vec::new();
     for (i, a) in config.adapts.iter().enumerate() {
-        check_adaptation(a, config)?;
         if config.adapts[..i].contains(a) {
             return Err(Error::Duplicate {
                 what: "adaptation",
                 name: a.clone(),
             });
         }
+        match check_adaptation(a, config)? {
+            true => labelled.push(a),
+            // Tent and AdaBN use no labels: one run per domain, without a query.
+            false => out.push(Method {
+                query: None,
+                adapt: a.clone(),
+            }),
+        }
     }
     for q in &config.queries {
-        out.extend(config.adapts.iter().map(|a| Method {
+        out.extend(labelled.iter().map(|a| Method {
             query: Some(q.clone()),
-            adapt: a.clone(),
+            adapt: (*a).clone(),
         }));
     }
     out.push(Method::supervised());
     Ok(out)
 }
 
-/// Known, not one of the always-run pair, and runnable by the trainer.
-fn check_adaptation(name: &str, config: &ExperimentConfig) -> Result<(), Error> {
+/// The adaptations listed that learn from a selection's labels (not Tent or AdaBN).
+pub(super) fn labelled_adapts(config: &ExperimentConfig) -> Vec<&String> {
+    config
+        .adapts
+        .iter()
+        .filter(|a| matches!(check_adaptation(a, config), Ok(true)))
+        .collect()
+}
+
+/// Known, not one of the always-run pair, and runnable by the trainer; `true` when it learns
+/// from a selection's labels.
+fn check_adaptation(name: &str, config: &ExperimentConfig) -> Result<bool, Error> {
     if name == "none" || name == "supervised" {
         return Err(Error::AlwaysRun { adapt: name.into() });
     }
@@ -279,8 +298,9 @@ fn check_adaptation(name: &str, config: &ExperimentConfig) -> Result<(), Error> 
         target: String::new(),
         schedule: config.adaptation_training().schedule(),
     };
-    train::check_supported(&adapt::by_name(name)?.plan(&state))?;
-    Ok(())
+    let plan = adapt::by_name(name)?.plan(&state);
+    train::check_supported(&plan)?;
+    Ok(plan.data.iter().any(|d| d.labels == LabelSource::True))
 }
 
 /// The empty selection of the methods without a query (source-only, supervised).

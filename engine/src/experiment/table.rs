@@ -36,7 +36,7 @@ pub const LEGEND: &str = "Median [IQR] over each domain's test cases. HD95: pool
 and the paper's code); distances in mm; NSD at 2 mm. A failure (one mask empty) counts with \
 DSC 0 and infinite distances and stays in every median. P: paired two-sided Wilcoxon \
 signed-rank test of DSC (scipy's defaults), Holm-corrected within each domain; \"vs STDR\" is \
-against STDR with the same adaptation (source-only: with the first adaptation listed); \"-\": \
+against STDR with the same adaptation (methods without a query: with the first label-using adaptation listed); \"-\": \
 not tested, or no P value (no case with the metric defined for both).";
 
 /// `table.md`: a title, the legend, and the table.

@@ -28,6 +28,9 @@ pub struct PredictOptions {
     pub descriptor: Option<DescriptorConfig>,
     /// Seed of the MC-dropout masks.
     pub seed: u64,
+    /// Concurrent parts each batch is cut into outside MC dropout
+    /// ([`UNet2d::forward_in_parts`]): the CPU threads on the CPU, 1 on a GPU. 1.
+    pub parts: usize,
 }
 
 impl Default for PredictOptions {
@@ -38,6 +41,7 @@ impl Default for PredictOptions {
             reduction: Reduction::Mean,
             descriptor: None,
             seed: 0,
+            parts: 1,
         }
     }
 }
@@ -79,14 +83,15 @@ pub struct Prediction {
 /// Softmax probabilities of every slice, `[n, classes, N, N]` flattened, and (when
 /// `features` is true) the last decoder feature map of each batch, `[n, f0, N, N]`.
 ///
-/// `slices` is `[n, N, N]`. With `mc` the network runs with dropout active
-/// ([`UNet2d::forward_mc_with_features`]). The model must be on a backend without autodiff
-/// (or be the `valid()` copy) for batch norm to use its running statistics.
+/// `slices` is `[n, N, N]`, run `batch` slices at a time, each batch in `parts` concurrent
+/// parts ([`UNet2d::forward_in_parts`]). With `mc` the network runs with dropout active
+/// ([`UNet2d::forward_mc_with_features`]) and whole batches. The model must be on a backend
+/// without autodiff (or be the `valid()` copy) for batch norm to use its running statistics.
 pub fn slice_probabilities<B: Backend>(
     model: &UNet2d<B>,
     slices: &[f32],
     size: usize,
-    batch: usize,
+    (batch, parts): (usize, usize),
     mc: bool,
     features: bool,
 ) -> (Vec<f32>, Option<Vec<f32>>) {
@@ -102,7 +107,7 @@ pub fn slice_probabilities<B: Backend>(
         let (logits, f) = if mc {
             model.forward_mc_with_features(x)
         } else {
-            model.forward_with_features(x)
+            model.forward_in_parts(x, parts)
         }; // [b, C, N, N], [b, f0, N, N]
         let p = softmax(logits, 1); // [b, C, N, N]
         probs.extend(p.into_data().convert::<f32>().into_vec::<f32>().unwrap_or_default());
@@ -166,7 +171,14 @@ pub fn predict_prepared<B: Backend>(
     let size = prepared.size;
     let px = size * size;
     let want_desc = options.descriptor.is_some();
-    let (probs, feats) = slice_probabilities(model, &prepared.slices, size, options.batch, false, want_desc);
+    let (probs, feats) = slice_probabilities(
+        model,
+        &prepared.slices,
+        size,
+        (options.batch, options.parts),
+        false,
+        want_desc,
+    );
     let (mask, tumour_probability) = restore_mask(prepared, &probs, classes);
     let descriptors = match (options.descriptor, feats) {
         (Some(cfg), Some(f)) => {
@@ -194,7 +206,7 @@ pub fn predict_prepared<B: Backend>(
         // Each sample is [n, classes, px]; `from_samples` wants class-major [classes, n*px].
         let samples: Vec<Vec<f32>> = (0..options.mc_samples)
             .map(|_| {
-                let (p, _) = slice_probabilities(model, &prepared.slices, size, options.batch, true, false);
+                let (p, _) = slice_probabilities(model, &prepared.slices, size, (options.batch, 1), true, false);
                 (0..classes).flat_map(|c| channel(&p, classes, px, c)).collect()
             })
             .collect();

@@ -1,6 +1,7 @@
 //! The segmentation loss of METHOD.md step 3: `0.5 * (cross-entropy + soft Dice on the tumour
 //! channel)`, with Dice `1 - (2 sum(p*y) + s) / (sum(p^2) + sum(y^2) + s)`, `s = 1e-5`, summed
-//! over the whole batch as in the reference code's `DiceLoss`.
+//! over the whole batch as in the reference code's `DiceLoss`; and Tent's label-free
+//! objective, the normalised prediction entropy ([`normalised_entropy`], METHOD.md "Baselines").
 
 use burn::config::Config;
 use burn::tensor::activation::{log_softmax, softmax};
@@ -121,6 +122,24 @@ impl SegLoss {
     }
 }
 
+/// Mean over pixels of the Shannon entropy of the softmax, divided by `ln(classes)` so that it
+/// lies in `[0, 1]` (1: uniform prediction, 0: one-hot). Tent's loss (Wang et al., ICLR 2021),
+/// with the normalisation of METHOD.md "Baselines"; it reads no labels.
+///
+/// # Shapes
+/// - `logits`: `[batch, classes, H, W]` (network output, before softmax), `classes >= 2`
+/// - output: `[1]`
+pub fn normalised_entropy<B: Backend>(logits: Tensor<B, 4>) -> Tensor<B, 1> {
+    let classes = logits.dims()[1].max(2);
+    let log_p = log_softmax(logits, 1); // [B, C, H, W], stable where p underflows
+    let p = log_p.clone().exp(); // [B, C, H, W]
+    p.mul(log_p) // [B, C, H, W]
+        .sum_dim(1) // [B, 1, H, W]: -H per pixel
+        .mean() // [1]
+        .neg() // [1]
+        .div_scalar((classes as f64).ln())
+}
+
 #[cfg(test)]
 mod tests {
     use burn::backend::Flex;
@@ -166,6 +185,21 @@ mod tests {
         let target = Tensor::<B, 3, Int>::from_data(TensorData::new(vec![1i32, 0], [1, 1, 2]), &device);
         let loss = SegLossConfig::new().init(2).unwrap().forward(logits, target);
         assert!(scalar(loss.total) < 1e-6);
+    }
+
+    /// A uniform pixel has normalised entropy 1, a confident one about 0, and the mean is taken
+    /// over pixels: (1 + 0) / 2. Three classes normalise by ln 3.
+    #[test]
+    fn normalised_entropy_spans_zero_to_one() {
+        let device = Default::default();
+        let logits = Tensor::<B, 4>::from_data(TensorData::new(vec![0.0f32, 30.0, 0.0, -30.0], [1, 2, 1, 2]), &device);
+        assert!((scalar(normalised_entropy(logits)) - 0.5).abs() < 1e-5);
+        let uniform = Tensor::<B, 4>::zeros([2, 3, 4, 4], &device);
+        assert!((scalar(normalised_entropy(uniform)) - 1.0).abs() < 1e-5);
+        // p = (1/4, 3/4): H = -(1/4 ln 1/4 + 3/4 ln 3/4) nats, over ln 2.
+        let logits = Tensor::<B, 4>::from_data(TensorData::new(vec![0.0f32, 3f32.ln()], [1, 2, 1, 1]), &device);
+        let h = -(0.25 * 0.25f64.ln() + 0.75 * 0.75f64.ln()) / 2f64.ln();
+        assert!((scalar(normalised_entropy(logits)) - h).abs() < 1e-5);
     }
 
     #[test]

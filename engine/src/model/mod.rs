@@ -25,8 +25,8 @@ mod norm;
 mod unet;
 
 pub use checkpoint::{CheckpointError, ModelCard};
-pub use loss::{LossTerms, SegLoss, SegLossConfig};
-pub use norm::{BatchNorm2d, BatchNorm2dConfig};
+pub use loss::{normalised_entropy, LossTerms, SegLoss, SegLossConfig};
+pub use norm::{train_only_batch_norm_affine, BatchNorm2d, BatchNorm2dConfig};
 pub use unet::{ConvBlock, UNet2d, UNet2dConfig, UpBlock};
 
 /// What can go wrong building or feeding a model.

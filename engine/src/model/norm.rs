@@ -12,7 +12,7 @@
 //! [`AutodiffModule::valid`](burn::module::AutodiffModule::valid)) the running ones normalise.
 
 use burn::config::Config;
-use burn::module::{Module, Param, RunningState};
+use burn::module::{Module, ModuleMapper, Param, RunningState};
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 
@@ -60,6 +60,17 @@ pub struct BatchNorm2d<B: Backend> {
 }
 
 impl<B: Backend> BatchNorm2d<B> {
+    /// The weight of a new batch in the running statistics.
+    pub fn momentum(&self) -> f64 {
+        self.momentum
+    }
+
+    /// The same layer with running-statistics momentum `momentum`:
+    /// `running = (1 - momentum) running + momentum batch` at each training-mode forward.
+    pub fn with_momentum(self, momentum: f64) -> Self {
+        BatchNorm2d { momentum, ..self }
+    }
+
     /// Normalises each channel.
     ///
     /// # Shapes
@@ -107,6 +118,26 @@ impl<B: Backend> BatchNorm2d<B> {
         (scale, shift)
     }
 
+    /// This layer, in evaluation (running statistics), folded into the convolution before it:
+    /// the weight and bias of one convolution whose output is `bn(conv(x))`, i.e.
+    /// `w * s` and `b * s + (beta - mean * s)` per output channel, `s = gamma / sqrt(var + eps)`
+    /// (what inference runtimes such as TensorRT and ONNX Runtime do).
+    ///
+    /// # Shapes
+    /// - `weight`: `[channels, in, kh, kw]`; `bias`: `[channels]`
+    /// - output: (`[channels, in, kh, kw]`, `[channels]`)
+    pub fn fold_into(&self, weight: Tensor<B, 4>, bias: Option<Tensor<B, 1>>) -> (Tensor<B, 4>, Tensor<B, 1>) {
+        let (scale, shift) = self.eval_scale_shift(); // [1, C, 1] each
+        let c = scale.dims()[1];
+        let scale = scale.reshape([c]); // [C]
+        let shift = shift.reshape([c]); // [C]
+        let bias = match bias {
+            Some(b) => b.mul(scale.clone()).add(shift), // [C]
+            None => shift,
+        };
+        (weight.mul(scale.reshape([c, 1, 1, 1])), bias) // [C, in, kh, kw], [C]
+    }
+
     /// Running statistics: `(gamma / std, beta - mean * gamma / std)`, both `[1, C, 1]`.
     fn eval_scale_shift(&self) -> (Tensor<B, 3>, Tensor<B, 3>) {
         let gamma = self.gamma.val();
@@ -117,6 +148,41 @@ impl<B: Backend> BatchNorm2d<B> {
         let scale = var.add_scalar(self.epsilon).sqrt().recip().mul(gamma); // [C]
         let shift = self.beta.val().sub(mean.mul(scale.clone())); // [C]
         (scale.reshape([1, c, 1]), shift.reshape([1, c, 1]))
+    }
+}
+
+/// `module` with only the scale and shift (`gamma`, `beta`) of its [`BatchNorm2d`] layers
+/// requiring gradients, every other parameter frozen (Tent's "train only the batch-norm affine
+/// parameters", METHOD.md "Baselines"). Frozen weights get no gradient at all, so backward skips
+/// their weight gradients and an optimiser leaves them bit-identical. A no-op on a backend
+/// without autodiff.
+pub fn train_only_batch_norm_affine<B: Backend, M: Module<B>>(module: M) -> M {
+    module.map(&mut AffineOnly::default())
+}
+
+/// Walks a module tree keeping the path of field names and their container types, and sets
+/// `require_grad` on each float parameter: true for `gamma`/`beta` fields of a `BatchNorm2d`.
+#[derive(Default)]
+struct AffineOnly {
+    /// `(field name, type of the struct holding it)`, outermost first.
+    path: Vec<(String, String)>,
+}
+
+impl<B: Backend> ModuleMapper<B> for AffineOnly {
+    fn enter_module(&mut self, name: &str, container_type: &str) {
+        self.path.push((name.to_string(), container_type.to_string()));
+    }
+
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.path.pop();
+    }
+
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
+        let affine = self
+            .path
+            .last()
+            .is_some_and(|(name, owner)| owner == "Struct:BatchNorm2d" && (name == "gamma" || name == "beta"));
+        param.set_require_grad(affine)
     }
 }
 

@@ -9,7 +9,10 @@ use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{Dropout, DropoutConfig, PaddingConfig2d};
 use burn::tensor::activation::leaky_relu;
 use burn::tensor::backend::Backend;
+use burn::tensor::module::conv2d;
+use burn::tensor::ops::PaddedConvOptions;
 use burn::tensor::{Distribution, Tensor};
+use rayon::prelude::*;
 
 use super::norm::{BatchNorm2d, BatchNorm2dConfig};
 use super::Error;
@@ -206,17 +209,45 @@ impl<B: Backend> ConvBlock<B> {
     /// # Shapes
     /// - `x`: `[batch, in, H, W]`
     /// - output: `[batch, out, H, W]`
-    fn forward(&self, x: Tensor<B, 4>, mc_dropout: bool) -> Tensor<B, 4> {
-        let x = self.conv1.forward(x); // [B, out, H, W]
-        let x = leaky_relu(self.bn1.forward(x), self.negative_slope); // [B, out, H, W]
-        let x = if mc_dropout {
+    fn forward(&self, x: Tensor<B, 4>, pass: Pass) -> Tensor<B, 4> {
+        let x = conv_bn(&self.conv1, &self.bn1, x, pass.fold_batch_norm); // [B, out, H, W]
+        let x = leaky_relu(x, self.negative_slope); // [B, out, H, W]
+        let x = if pass.mc_dropout {
             always_dropout(x, self.dropout.prob) // [B, out, H, W], active on any backend
         } else {
             self.dropout.forward(x) // [B, out, H, W] (identity without autodiff)
         };
-        let x = self.conv2.forward(x); // [B, out, H, W]
-        leaky_relu(self.bn2.forward(x), self.negative_slope) // [B, out, H, W]
+        let x = conv_bn(&self.conv2, &self.bn2, x, pass.fold_batch_norm); // [B, out, H, W]
+        leaky_relu(x, self.negative_slope) // [B, out, H, W]
     }
+}
+
+/// How a forward pass runs besides the backend's training/evaluation mode.
+#[derive(Debug, Clone, Copy)]
+struct Pass {
+    /// Dropout active on any backend (MC dropout).
+    mc_dropout: bool,
+    /// In evaluation, fold each batch norm into the convolution before it.
+    fold_batch_norm: bool,
+}
+
+/// `bn(conv(x))`. In evaluation (a backend without autodiff) and with `fold`, one convolution
+/// with the batch norm folded into its weight and bias ([`BatchNorm2d::fold_into`]): the same
+/// numbers up to rounding, without the batch norm's two passes over the activation.
+///
+/// # Shapes
+/// - `x`: `[batch, in, H, W]`
+/// - output: `[batch, out, H', W']`
+fn conv_bn<B: Backend>(conv: &Conv2d<B>, bn: &BatchNorm2d<B>, x: Tensor<B, 4>, fold: bool) -> Tensor<B, 4> {
+    let PaddingConfig2d::Explicit(top, left, bottom, right) = conv.padding else {
+        return bn.forward(conv.forward(x)); // only explicit padding is built here
+    };
+    if !fold || B::ad_enabled(&x.device()) {
+        return bn.forward(conv.forward(x));
+    }
+    let (weight, bias) = bn.fold_into(conv.weight.val(), conv.bias.as_ref().map(|b| b.val()));
+    let options = PaddedConvOptions::asymmetric(conv.stride, [top, left], [bottom, right], conv.dilation, conv.groups);
+    conv2d(x, weight, Some(bias), options) // [B, out, H', W']
 }
 
 /// Inverted dropout with probability `p` regardless of the backend (burn's `Dropout` is the
@@ -242,10 +273,10 @@ impl<B: Backend> UpBlock<B> {
     /// - `x`: `[batch, c_low, H/2, W/2]` (the level below)
     /// - `skip`: `[batch, c, H, W]` (the encoder at this level)
     /// - output: `[batch, c, H, W]`
-    fn forward(&self, x: Tensor<B, 4>, skip: Tensor<B, 4>, mc_dropout: bool) -> Tensor<B, 4> {
+    fn forward(&self, x: Tensor<B, 4>, skip: Tensor<B, 4>, pass: Pass) -> Tensor<B, 4> {
         let x = self.up.forward(x); // [B, c, H, W]
         let x = Tensor::cat(vec![skip, x], 1); // [B, 2c, H, W], skip first as in the reference
-        self.block.forward(x, mc_dropout) // [B, c, H, W]
+        self.block.forward(x, pass) // [B, c, H, W]
     }
 }
 
@@ -284,7 +315,55 @@ impl<B: Backend> UNet2d<B> {
     /// - `x`: `[batch, in_channels, H, W]`
     /// - output: (`[batch, classes, H, W]`, `[batch, features[0], H, W]`)
     pub fn forward_with_features(&self, x: Tensor<B, 4>) -> (Tensor<B, 4>, Tensor<B, 4>) {
-        self.run(x, false)
+        self.run(
+            x,
+            Pass {
+                mc_dropout: false,
+                fold_batch_norm: true,
+            },
+        )
+    }
+
+    /// As [`UNet2d::forward_with_features`], with the batch cut into `parts` consecutive
+    /// chunks that run concurrently on the rayon thread pool, outputs concatenated in batch
+    /// order (the same numbers: no layer mixes the samples of a batch in evaluation).
+    ///
+    /// Why: on the CPU backend each convolution has serial stretches (layout conversions,
+    /// buffer set-up) during which the other threads idle; two half batches at once keep them
+    /// busy. Use the number of CPU threads on the CPU and 1 on a GPU (one part is a plain
+    /// forward). For evaluation only: on an autodiff backend the batch statistics would be
+    /// each part's, and MC dropout would draw its masks in a thread-dependent order.
+    ///
+    /// # Shapes
+    /// - `x`: `[batch, in_channels, H, W]`
+    /// - output: (`[batch, classes, H, W]`, `[batch, features[0], H, W]`)
+    pub fn forward_in_parts(&self, x: Tensor<B, 4>, parts: usize) -> (Tensor<B, 4>, Tensor<B, 4>) {
+        let parts = parts.min(x.dims()[0]);
+        if parts <= 1 || B::ad_enabled(&x.device()) {
+            return self.forward_with_features(x);
+        }
+        let outputs: Vec<(Tensor<B, 4>, Tensor<B, 4>)> = x
+            .chunk(parts, 0) // `parts` chunks of [b / parts, in, H, W] (the last may be smaller)
+            .into_par_iter()
+            .map(|part| self.forward_with_features(part))
+            .collect();
+        let (logits, features): (Vec<_>, Vec<_>) = outputs.into_iter().unzip();
+        (Tensor::cat(logits, 0), Tensor::cat(features, 0)) // [B, classes, H, W], [B, f0, H, W]
+    }
+
+    /// Class logits without folding batch norm into the convolutions in evaluation (every
+    /// other forward folds it, [`BatchNorm2d::fold_into`]): the reference the folding is
+    /// checked and timed against. The same on an autodiff backend.
+    ///
+    /// # Shapes
+    /// - `x`: `[batch, in_channels, H, W]`
+    /// - output: `[batch, classes, H, W]`
+    pub fn forward_unfolded(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        let pass = Pass {
+            mc_dropout: false,
+            fold_batch_norm: false,
+        };
+        self.run(x, pass).0
     }
 
     /// Monte-Carlo dropout pass: like [`UNet2d::forward_with_features`], but every dropout
@@ -297,24 +376,56 @@ impl<B: Backend> UNet2d<B> {
     /// - `x`: `[batch, in_channels, H, W]`
     /// - output: (`[batch, classes, H, W]`, `[batch, features[0], H, W]`)
     pub fn forward_mc_with_features(&self, x: Tensor<B, 4>) -> (Tensor<B, 4>, Tensor<B, 4>) {
-        self.run(x, true)
+        self.run(
+            x,
+            Pass {
+                mc_dropout: true,
+                fold_batch_norm: true,
+            },
+        )
     }
 
-    fn run(&self, x: Tensor<B, 4>, mc_dropout: bool) -> (Tensor<B, 4>, Tensor<B, 4>) {
+    /// The running-statistics momentum of the batch norms (the top block's first; all are the
+    /// same unless set otherwise).
+    pub fn batch_norm_momentum(&self) -> f64 {
+        self.encoder.first().map_or(0.1, |b| b.bn1.momentum())
+    }
+
+    /// The same network with every batch norm's running-statistics momentum set to `momentum`
+    /// (see [`BatchNorm2d::with_momentum`]); e.g. `b / seen` for a cumulative average.
+    pub fn with_batch_norm_momentum(self, momentum: f64) -> Self {
+        let set = |block: ConvBlock<B>| ConvBlock {
+            bn1: block.bn1.with_momentum(momentum),
+            bn2: block.bn2.with_momentum(momentum),
+            ..block
+        };
+        UNet2d {
+            encoder: self.encoder.into_iter().map(set).collect(),
+            decoder: (self.decoder.into_iter())
+                .map(|u| UpBlock {
+                    block: set(u.block),
+                    ..u
+                })
+                .collect(),
+            ..self
+        }
+    }
+
+    fn run(&self, x: Tensor<B, 4>, pass: Pass) -> (Tensor<B, 4>, Tensor<B, 4>) {
         let mut skips = Vec::with_capacity(self.encoder.len());
         let mut x = x; // [B, in, H, W]
         for (level, block) in self.encoder.iter().enumerate() {
             if level > 0 {
                 x = self.pool.forward(x); // [B, f[l-1], H/2^l, W/2^l]
             }
-            x = block.forward(x, mc_dropout); // [B, f[l], H/2^l, W/2^l]
+            x = block.forward(x, pass); // [B, f[l], H/2^l, W/2^l]
             skips.push(x.clone());
         }
         skips.pop(); // the bottleneck is `x` itself
         for up in &self.decoder {
             // Skips are consumed bottom-up, as the decoder runs.
             let skip = skips.pop().expect("one skip per decoder level by construction"); // [B, f[l], ..]
-            x = up.forward(x, skip, mc_dropout); // [B, f[l], H/2^l, W/2^l]
+            x = up.forward(x, skip, pass); // [B, f[l], H/2^l, W/2^l]
         }
         let logits = self.head.forward(x.clone()); // [B, classes, H, W]
         (logits, x) // x: [B, f[0], H, W]
@@ -330,6 +441,12 @@ mod tests {
     use super::*;
 
     type AB = Autodiff<Flex>;
+
+    /// An ordinary pass: no MC dropout, batch norm folded in evaluation.
+    const PLAIN: Pass = Pass {
+        mc_dropout: false,
+        fold_batch_norm: true,
+    };
 
     /// `n` values `sin(0.37 i + k) * scale` shaped `shape` (the same formula as the PyTorch
     /// script that produced the expected numbers).
@@ -380,7 +497,7 @@ mod tests {
         let _rng = crate::model::rng_lock();
         let (block, up) = reference_block();
         let x = vals(32, 0.0, 1.0, [2, 1, 4, 4]);
-        let y = block.forward(x, false); // [2, 2, 4, 4]
+        let y = block.forward(x, PLAIN); // [2, 2, 4, 4]
         #[rustfmt::skip]
         let want_y = [1.15018, 1.03057, 0.0677543, -0.00368149, -0.00344388, -0.0173236, -0.0210506, -0.0120479,
             -0.010775, -0.010664, 0.0791727, 1.09687, 0.772389, 1.96597, 2.73184, 2.04089, 1.41894, 1.68814, 0.78277,
@@ -419,11 +536,14 @@ mod tests {
             -0.00647867, -0.00408706, 0.0249068, -0.00017381, 0.19008, 0.447138, 0.44459, 0.362174, 0.500517,
             0.260227, 0.0230562, 0.237097, -0.0010163, -0.00499294, -0.00450987, -0.00525988, -0.00957446,
             -0.00872916, -0.00338688, -0.00258918, -0.00152799, 0.155776, 0.296202];
-        assert_close(
-            block.forward(vals(32, 0.0, 1.0, [2, 1, 4, 4]).inner(), false),
-            &want_eval,
-            1e-4,
-        );
+        // Batch norm folded into the convolutions (the evaluation default) and not folded.
+        let x = vals(32, 0.0, 1.0, [2, 1, 4, 4]).inner();
+        assert_close(block.forward(x.clone(), PLAIN), &want_eval, 1e-4);
+        let unfolded = Pass {
+            fold_batch_norm: false,
+            ..PLAIN
+        };
+        assert_close(block.forward(x, unfolded), &want_eval, 1e-4);
     }
 
     /// Two SGD steps (lr 0.03, momentum 0.9 with burn's dampening set to PyTorch's 0, weight
@@ -452,7 +572,7 @@ mod tests {
         for _ in 0..2 {
             let loss = net
                 .up
-                .forward(net.block.forward(x.clone(), false))
+                .forward(net.block.forward(x.clone(), PLAIN))
                 .mul(wt.clone())
                 .sum();
             let grads = GradientsParams::from_grads(loss.backward(), &net);

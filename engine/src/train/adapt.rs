@@ -1,10 +1,20 @@
-//! Executing an [`AdaptPlan`] that fine-tunes: the selection's slices with their true labels,
-//! the other target slices with the source model's argmax as pseudo-labels (METHOD.md step
-//! 7), or every target slice with true labels (the supervised bound).
+//! Executing an [`AdaptPlan`] (METHOD.md step 7 and "Baselines"):
+//! - fine-tuning (every weight, segmentation loss): the selection's slices with their true
+//!   labels, the other target slices with the source model's argmax as pseudo-labels, or every
+//!   target slice with true labels (the supervised bound);
+//! - Tent: only the batch-norm scale and shift train, to minimise the normalised prediction
+//!   entropy of the target's unlabelled training slices, every forward pass normalising with
+//!   its batch's statistics (no label is read: the slices are loaded as images only);
+//! - AdaBN: no gradient step, the batch-norm running statistics re-estimated on the target;
+//! - none: the source model as it is.
 //!
-//! AdaBN re-estimates the batch-norm running statistics with forward passes over the target's
-//! training slices (no gradient). Batch-norm-only training (Tent) is refused with
-//! [`AdaptError::Unsupported`] until the trainer can run it.
+//! What the saved model holds. Evaluation uses the running statistics, so whenever a plan
+//! normalises with batch statistics (Tent's [`BatchNorm::BatchStatistics`]) or re-estimates
+//! them (AdaBN), the running statistics are set, after the last step, to the average of the
+//! batch statistics over one pass through the plan's data with the final weights (each batch
+//! weighted by its size, the source statistics forgotten). A Tent model thus carries "AdaBN +
+//! affine": its trained scale and shift and the target's statistics, a fixed approximation of
+//! Tent's test-time batch statistics.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -12,11 +22,11 @@ use std::path::Path;
 use burn::module::AutodiffModule;
 use burn::tensor::backend::AutodiffBackend;
 
-use super::{CaseFilter, Event, SliceSet, TrainConfig, TrainError, Trainer, TrainingData, TrainingLog};
+use super::{CaseFilter, Event, Objective, SliceSet, TrainConfig, TrainError, Trainer, TrainingData, TrainingLog};
 use crate::dataset::{Manifest, Split};
 use crate::infer::slice_probabilities;
 use crate::model::checkpoint::{self, ModelCard};
-use crate::model::UNet2d;
+use crate::model::{train_only_batch_norm_affine, UNet2d};
 use crate::strategy::adapt::{AdaptPlan, BatchNorm, LabelSource, LossTerm, Rows, Trainable};
 use crate::strategy::query::Selection;
 use burn::module::Module;
@@ -54,31 +64,49 @@ pub enum AdaptError {
     Checkpoint(#[from] checkpoint::CheckpointError),
 }
 
-/// Checks that the trainer can run `plan` (whole-network training with the segmentation
-/// loss and ordinary batch norm, on true or pseudo labels).
+/// Checks that the trainer can run `plan`: gradient steps (unless the plan re-estimates
+/// statistics only) that train every weight or only the batch-norm scale and shift, with one
+/// loss term of weight 1: the segmentation loss on labelled data, or the prediction entropy.
 pub fn check_supported(plan: &AdaptPlan) -> Result<(), AdaptError> {
-    let unsupported = |what: &str| {
-        Err(AdaptError::Unsupported {
-            strategy: plan.strategy.clone(),
-            what: what.into(),
-        })
-    };
-    if plan.schedule.iterations > 0 && plan.trainable != Trainable::All {
-        return unsupported("training only some parameters");
+    if !takes_steps(plan) {
+        return Ok(()); // none or AdaBN: forward passes only, whatever the data's labels
     }
-    if plan.batch_norm == BatchNorm::BatchStatistics {
-        return unsupported("normalising with batch statistics at test time");
+    if plan.trainable == Trainable::Nothing {
+        return Err(unsupported(plan, "gradient steps that train no parameter"));
     }
-    if plan.batch_norm == BatchNorm::Reestimate {
-        return Ok(()); // AdaBN: forward passes only, whatever the data's labels
+    objective(plan).map(|_| ())
+}
+
+/// Whether the plan takes gradient steps (AdaBN's re-estimation takes none, whatever its
+/// schedule says).
+fn takes_steps(plan: &AdaptPlan) -> bool {
+    plan.schedule.iterations > 0 && plan.batch_norm != BatchNorm::Reestimate
+}
+
+fn unsupported(plan: &AdaptPlan, what: &str) -> AdaptError {
+    AdaptError::Unsupported {
+        strategy: plan.strategy.clone(),
+        what: what.into(),
     }
-    if plan.loss.iter().any(|l| !matches!(l, LossTerm::Segmentation { .. })) {
-        return unsupported("a loss other than the segmentation loss");
+}
+
+/// What the trainer minimises for `plan`'s loss terms.
+fn objective(plan: &AdaptPlan) -> Result<Objective, AdaptError> {
+    match plan.loss.as_slice() {
+        [LossTerm::Segmentation { weight }] if *weight == 1.0 => {
+            if plan.data.iter().any(|d| d.labels == LabelSource::Unlabelled) {
+                return Err(unsupported(plan, "the segmentation loss on unlabelled data"));
+            }
+            Ok(Objective::Segmentation)
+        }
+        [LossTerm::Entropy { weight }] if *weight == 1.0 => Ok(Objective::Entropy),
+        [] => Err(unsupported(plan, "gradient steps without a loss term")),
+        [_] => Err(unsupported(
+            plan,
+            "a loss weight other than 1 (with one term it only rescales the learning rate)",
+        )),
+        _ => Err(unsupported(plan, "more than one loss term")),
     }
-    if plan.data.iter().any(|d| d.labels == LabelSource::Unlabelled) {
-        return unsupported("unlabelled data");
-    }
-    Ok(())
 }
 
 /// What an adaptation starts from.
@@ -98,7 +126,8 @@ pub struct AdaptInputs<'a> {
 
 /// Runs the plan from the source checkpoint on the target's training split and writes the
 /// adapted checkpoint into `out`. `config` gives the details beyond the plan (augmentation,
-/// seed, batch sizes); its model and preprocessing are the source card's.
+/// seed, inference batch); its model and preprocessing are the source card's, its optimiser
+/// and schedule the plan's. Tent's steps see the slices without augmentation.
 pub fn execute<B: AutodiffBackend>(
     inputs: AdaptInputs,
     config: TrainConfig,
@@ -106,51 +135,103 @@ pub fn execute<B: AutodiffBackend>(
     device: B::Device,
     progress: impl FnMut(&Event),
 ) -> Result<TrainingLog, AdaptError> {
-    let AdaptInputs {
-        plan,
-        selection,
-        manifest,
-        source,
-        rater,
-    } = inputs;
+    let plan = inputs.plan;
     check_supported(plan)?;
-    let (model, card) = checkpoint::load::<B>(source, &device)?;
-    let config = TrainConfig {
-        iterations: plan.schedule.iterations,
-        batch: plan.schedule.batch,
-        lr: plan.schedule.lr,
-        momentum: plan.schedule.momentum,
-        weight_decay: plan.schedule.weight_decay,
-        poly_power: plan.schedule.poly_power,
+    let (model, card) = checkpoint::load::<B>(inputs.source, &device)?;
+    let config = plan_config(plan, config, &card)?;
+    let train = plan_data(&inputs, &card, &model, config.inference_batch)?;
+    let reestimate = matches!(plan.batch_norm, BatchNorm::Reestimate | BatchNorm::BatchStatistics);
+    if !takes_steps(plan) {
+        // `none` keeps the source model as it is; AdaBN moves only the statistics.
+        let model = match reestimate {
+            true => reestimate_batch_norm(model, &train, config.inference_batch),
+            false => model,
+        };
+        checkpoint::save(out, &model.valid(), &card)?;
+        return Ok(empty_log(config));
+    }
+    let model = match plan.trainable {
+        Trainable::BatchNormAffine => train_only_batch_norm_affine(model),
+        _ => model,
+    };
+    let data = TrainingData {
+        manifest: inputs.manifest.path.clone(),
+        centres: vec![plan.target.clone()],
+        rater: inputs.rater.map(String::from),
+        train,
+        val: Vec::new(), // a target hospital has no labelled validation set beyond its selection
+    };
+    let (batch, objective) = (config.inference_batch, objective(plan)?);
+    let trainer = Trainer::<B>::new(config, device.clone())?.with_objective(objective);
+    let (_, log) = trainer.fit_from(Some(model), &data, out, progress)?;
+    if reestimate {
+        // The trainer saved the last weights; give them the target's statistics.
+        let (model, card) = checkpoint::load::<B>(out, &device)?;
+        let model = reestimate_batch_norm(model, &data.train, batch);
+        checkpoint::save(out, &model.valid(), &card)?;
+    }
+    Ok(log)
+}
+
+/// The log of a run without gradient steps.
+fn empty_log(config: TrainConfig) -> TrainingLog {
+    TrainingLog {
+        config,
+        events: vec![],
+        best_val_dsc: None,
+        best_iteration: 0,
+        wall_seconds: 0.0,
+    }
+}
+
+/// `config` with the source card's model and preprocessing and the plan's optimiser and
+/// schedule; no augmentation for the entropy objective (Tent adapts on the slices as they are).
+fn plan_config(plan: &AdaptPlan, config: TrainConfig, card: &ModelCard) -> Result<TrainConfig, AdaptError> {
+    let s = &plan.schedule;
+    let entropy = takes_steps(plan) && objective(plan)? == Objective::Entropy;
+    Ok(TrainConfig {
+        iterations: s.iterations,
+        batch: s.batch,
+        optimizer: s.optimizer,
+        lr: s.lr,
+        momentum: s.momentum,
+        weight_decay: s.weight_decay,
+        poly_power: s.poly_power,
+        augmentation: if entropy {
+            super::Augmentation::none()
+        } else {
+            config.augmentation.clone()
+        },
         model: card.architecture.clone(),
         preprocessing: card.preprocessing.clone(),
         ..config
-    };
-    if plan.batch_norm == BatchNorm::Reestimate || plan.schedule.iterations == 0 {
-        // No gradient step: AdaBN moves only the batch-norm statistics; `none` keeps the
-        // source model as it is.
-        let model = if plan.batch_norm == BatchNorm::Reestimate {
-            reestimate_batch_norm(model, manifest, &plan.target, &card, config.inference_batch)?
-        } else {
-            model
-        };
-        checkpoint::save(out, &model.valid(), &card)?;
-        let log = TrainingLog {
-            config,
-            events: vec![],
-            best_val_dsc: None,
-            best_iteration: 0,
-            wall_seconds: 0.0,
-        };
-        return Ok(log);
-    }
+    })
+}
+
+/// The slices the plan trains (or re-estimates) on: its data sources' rows of the target's
+/// training split, each with its labels (true, the source model's argmax, or none: all 0). Label
+/// files are read only when a source asks for true labels.
+fn plan_data<B: AutodiffBackend>(
+    inputs: &AdaptInputs,
+    card: &ModelCard,
+    model: &UNet2d<B>,
+    batch: usize,
+) -> Result<SliceSet, AdaptError> {
+    let plan = inputs.plan;
     let filter = CaseFilter {
         centres: vec![plan.target.clone()],
         split: Split::Train,
-        rater: rater.map(String::from),
+        rater: inputs.rater.map(String::from),
     };
-    let all = SliceSet::load(manifest, &filter, &card.preprocessing)?;
-    let selected = selected_rows(&all, selection, &plan.target)?;
+    let prep = &card.preprocessing;
+    let all = if plan.data.is_empty() {
+        return Ok(SliceSet::empty(prep.slice_size));
+    } else if plan.data.iter().any(|d| d.labels == LabelSource::True) {
+        SliceSet::load(inputs.manifest, &filter, prep)?
+    } else {
+        SliceSet::load_images(inputs.manifest, &filter, prep)?
+    };
+    let selected = selected_rows(&all, inputs.selection, &plan.target)?;
     let mut train: Option<SliceSet> = None;
     for source in &plan.data {
         let rows: Vec<usize> = (0..all.len())
@@ -161,61 +242,41 @@ pub fn execute<B: AutodiffBackend>(
             })
             .collect();
         let mut part = all.subset(&rows);
-        if source.labels == LabelSource::Pseudo {
-            pseudo_label(&model.valid(), &card, &mut part, config.inference_batch);
+        match source.labels {
+            LabelSource::Pseudo => pseudo_label(&model.valid(), card, &mut part, batch),
+            LabelSource::Unlabelled => part.clear_labels(),
+            LabelSource::True => {}
         }
         match train.as_mut() {
             Some(t) => t.extend(part),
             None => train = Some(part),
         }
     }
-    let train = train.unwrap_or_else(|| all.subset(&[]));
-    let data = TrainingData {
-        manifest: manifest.path.clone(),
-        centres: vec![plan.target.clone()],
-        rater: rater.map(String::from),
-        train,
-        val: Vec::new(), // a target hospital has no labelled validation set beyond its selection
-    };
-    let trainer = Trainer::<B>::new(config, device)?;
-    let (_, log) = trainer.fit_from(Some(model), &data, out, progress)?;
-    Ok(log)
+    Ok(train.unwrap_or_else(|| all.subset(&[])))
 }
 
-/// AdaBN: one pass of training-mode forwards over every training slice of `target` (images
-/// only: labels are not needed), so each batch-norm layer's running statistics move to the
-/// target's, as an exponential average with the layer's momentum. Dropout is active during
-/// the pass, as in training.
-fn reestimate_batch_norm<B: AutodiffBackend>(
-    model: UNet2d<B>,
-    manifest: &Manifest,
-    target: &str,
-    card: &ModelCard,
-    batch: usize,
-) -> Result<UNet2d<B>, AdaptError> {
+/// Sets every batch-norm layer's running statistics to the average of its batch statistics over
+/// one pass of training-mode forwards through `set`'s images, in batches of `batch` (each batch
+/// weighted by its size: the momentum of the k-th batch is its share of the slices seen so far,
+/// so the source statistics are forgotten at the first). Dropout is active during the pass, as
+/// in training; no gradient is taken. The layers' momentum is restored afterwards.
+fn reestimate_batch_norm<B: AutodiffBackend>(model: UNet2d<B>, set: &SliceSet, batch: usize) -> UNet2d<B> {
     let device = model.devices().into_iter().next().unwrap_or_default();
-    let size = card.preprocessing.slice_size;
+    let (size, momentum) = (set.size, model.batch_norm_momentum());
     let px = size * size;
-    let cases = manifest
-        .cases()
-        .iter()
-        .filter(|c| c.split == Split::Train && c.centre == target);
-    for case in cases {
-        let image = crate::volume::read_volume(&case.image).map_err(|source| super::Error::Volume {
-            case: case.id.clone(),
-            source,
-        })?;
-        let prepared = crate::preprocess::prepare(&image, &card.preprocessing);
-        for chunk in prepared.slices.chunks(batch.max(1) * px) {
-            let b = chunk.len() / px;
-            let x = burn::tensor::Tensor::<B, 4>::from_data(
-                burn::tensor::TensorData::new(chunk.to_vec(), [b, 1, size, size]),
-                &device,
-            ); // [b, 1, N, N]
-            let _ = model.forward(x); // updates the running statistics; no backward
-        }
+    let mut model = model;
+    let mut seen = 0usize;
+    for chunk in set.images.chunks(batch.max(1) * px) {
+        let b = chunk.len() / px;
+        seen += b;
+        model = model.with_batch_norm_momentum(b as f64 / seen as f64);
+        let x = burn::tensor::Tensor::<B, 4>::from_data(
+            burn::tensor::TensorData::new(chunk.to_vec(), [b, 1, size, size]),
+            &device,
+        ); // [b, 1, N, N]
+        let _ = model.forward(x); // updates the running statistics; no backward
     }
-    Ok(model)
+    model.with_batch_norm_momentum(momentum)
 }
 
 /// Indices into `all` of the selection's rows (a volume row selects all its slices).
@@ -245,7 +306,7 @@ fn pseudo_label<B: burn::tensor::backend::Backend>(
 ) {
     let (size, classes) = (set.size, card.architecture.classes);
     let px = size * size;
-    let (probs, _) = slice_probabilities(model, &set.images, size, batch, false, false);
+    let (probs, _) = slice_probabilities(model, &set.images, size, (batch, 1), false, false);
     for i in 0..set.len() {
         let p = &probs[i * classes * px..(i + 1) * classes * px];
         let labels: Vec<u8> = (0..px)
@@ -258,5 +319,188 @@ fn pseudo_label<B: burn::tensor::backend::Backend>(
             .map(|c| u8::from(c > 0))
             .collect();
         set.set_labels(i, &labels);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::path::PathBuf;
+
+    use burn::module::{ModuleVisitor, Param};
+    use burn::optim::{AdamConfig, GradientsParams, Optimizer};
+    use burn::tensor::backend::Backend;
+    use burn::tensor::{Distribution, ElementConversion, Tensor};
+
+    use super::*;
+    use crate::device::{CpuAutodiff, CpuBackend};
+    use crate::model::{normalised_entropy, UNet2dConfig};
+    use crate::preprocess::Preprocessing;
+    use crate::strategy::adapt::{by_name, AdaptState, Schedule};
+    use crate::strategy::query::Unit;
+    use crate::train::Architecture;
+
+    type AB = CpuAutodiff;
+
+    /// Every float tensor of a module (parameters and running statistics) by its field path,
+    /// e.g. `encoder.0.bn1.gamma`.
+    #[derive(Default)]
+    struct Tensors {
+        path: Vec<String>,
+        out: BTreeMap<String, Vec<f32>>,
+    }
+
+    impl<B: Backend> ModuleVisitor<B> for Tensors {
+        fn enter_module(&mut self, name: &str, _container_type: &str) {
+            self.path.push(name.into());
+        }
+
+        fn exit_module(&mut self, _name: &str, _container_type: &str) {
+            self.path.pop();
+        }
+
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+            let values = param.val().into_data().convert::<f32>().to_vec::<f32>().unwrap();
+            self.out.insert(self.path.join("."), values);
+        }
+    }
+
+    fn tensors<B: Backend>(model: &UNet2d<B>) -> BTreeMap<String, Vec<f32>> {
+        let mut t = Tensors::default();
+        model.visit(&mut t);
+        t.out
+    }
+
+    /// A two-centre cohort of 32x32x8 volumes and a freshly initialised (untrained) source
+    /// checkpoint; returns the manifest and the checkpoint folder.
+    fn cohort_and_source(dir: &Path) -> (Manifest, PathBuf) {
+        let config = crate::synth::Config {
+            seed: 2,
+            centres: 2,
+            cases_per_centre: 5,
+            multi_rater_cases: 0,
+            size: [32, 32, 8],
+            ..crate::synth::Config::default()
+        };
+        crate::synth::generate(&dir.join("cohort"), &config, &|| {}).unwrap();
+        let manifest = Manifest::load(&dir.join("cohort/manifest.json")).unwrap();
+        let architecture = Architecture {
+            features: vec![4, 8, 16],
+            dropout: vec![0.05, 0.1, 0.2],
+            ..Architecture::default()
+        };
+        let preprocessing = Preprocessing {
+            slice_size: 32,
+            ..Preprocessing::default()
+        };
+        let model = {
+            let _rng = crate::model::rng_lock();
+            CpuBackend::seed(&Default::default(), 5);
+            architecture
+                .to_config()
+                .init::<CpuBackend>(&Default::default())
+                .unwrap()
+        };
+        let source = dir.join("source");
+        checkpoint::save(&source, &model, &ModelCard::new(architecture, preprocessing, 5)).unwrap();
+        (manifest, source)
+    }
+
+    /// Tent on C2 for a few steps, with C2's label files deleted first (Tent must read none):
+    /// the batch-norm scale and shift and running statistics move, every other tensor is
+    /// bit-identical to the source's, and the log reports the entropy.
+    #[test]
+    fn tent_trains_only_the_batch_norm_affine_parameters() {
+        let dir = tempfile::tempdir().unwrap();
+        let (manifest, source) = cohort_and_source(dir.path());
+        for case in manifest.cases().iter().filter(|c| c.centre == "C2") {
+            for label in case.labels.values() {
+                std::fs::remove_file(label).unwrap();
+            }
+        }
+        let selection = Selection {
+            strategy: "none".into(),
+            unit: Unit::Slice,
+            pool_size: 0,
+            items: vec![],
+        };
+        let state = AdaptState {
+            selection: selection.clone(),
+            target: "C2".into(),
+            schedule: Schedule {
+                iterations: 4,
+                batch: 4,
+                ..Schedule::default()
+            },
+        };
+        let plan = by_name("tent").unwrap().plan(&state);
+        let inputs = AdaptInputs {
+            plan: &plan,
+            selection: &selection,
+            manifest: &manifest,
+            source: &source,
+            rater: None,
+        };
+        let config = TrainConfig {
+            seed: 1,
+            inference_batch: 8,
+            ..TrainConfig::default()
+        };
+        let out = dir.path().join("tent");
+        let log = execute::<AB>(inputs, config, &out, Default::default(), |_| {}).unwrap();
+        assert_eq!(log.events.len(), 4);
+        for e in &log.events {
+            let Event::Step { entropy, ce, loss, .. } = e else {
+                panic!("{e:?}")
+            };
+            assert!(
+                ce.is_none() && *entropy == Some(*loss) && (0.0..=1.0).contains(loss),
+                "{e:?}"
+            );
+        }
+        let before = tensors(&checkpoint::load::<CpuBackend>(&source, &Default::default()).unwrap().0);
+        let after = tensors(&checkpoint::load::<CpuBackend>(&out, &Default::default()).unwrap().0);
+        assert_eq!(before.keys().collect::<Vec<_>>(), after.keys().collect::<Vec<_>>());
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        let mut moved = 0;
+        for (name, b) in &before {
+            let a = &after[name];
+            let field = name.rsplit('.').next().unwrap();
+            if ["gamma", "beta", "running_mean", "running_var"].contains(&field) {
+                assert_ne!(a, b, "{name} did not move");
+                moved += 1;
+            } else {
+                assert_eq!(bits(a), bits(b), "{name} changed");
+            }
+        }
+        assert_eq!(moved, 5 * 2 * 4, "5 blocks x 2 batch norms x 4 tensors");
+    }
+
+    /// Adam steps on the batch-norm scale and shift alone lower the normalised entropy of one
+    /// fixed batch, and only those parameters get a gradient.
+    #[test]
+    fn tent_steps_lower_the_entropy_of_a_fixed_batch() {
+        let _rng = crate::model::rng_lock();
+        let device = Default::default();
+        AB::seed(&device, 11);
+        let config = UNet2dConfig::new()
+            .with_features(vec![4, 8])
+            .with_dropout(vec![0.0, 0.0]);
+        let mut model = train_only_batch_norm_affine(config.init::<AB>(&device).unwrap());
+        let x = Tensor::<AB, 4>::random([4, 1, 16, 16], Distribution::Normal(0.0, 1.0), &device);
+        let mut optim = AdamConfig::new().init::<AB, UNet2d<AB>>();
+        let mut losses = Vec::new();
+        for _ in 0..8 {
+            let loss = normalised_entropy(model.forward(x.clone()));
+            losses.push(loss.clone().into_scalar().elem::<f64>());
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            assert_eq!(grads.len(), 3 * 2 * 2, "3 blocks x 2 batch norms x (gamma, beta)");
+            model = optim.step(1e-2, model, grads);
+        }
+        let falls = losses.windows(2).filter(|w| w[1] < w[0]).count();
+        assert!(
+            losses[7] < losses[0] - 1e-3 && falls >= 6,
+            "entropy did not fall: {losses:?}"
+        );
     }
 }

@@ -11,10 +11,11 @@ use crate::preprocess::Preprocessing;
 use crate::strategy::adapt::Schedule;
 
 /// Which optimiser updates the weights.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum OptimizerKind {
     /// SGD with momentum (PyTorch convention: dampening 0) and L2 weight decay (the paper's).
+    #[default]
     Sgd,
     /// Adam (beta 0.9/0.999, epsilon 1e-5 as burn's default) with L2 weight decay.
     Adam,
@@ -235,6 +236,7 @@ impl TrainConfig {
     /// The optimiser and schedule of an adaptation plan that starts from this config.
     pub fn schedule(&self) -> Schedule {
         Schedule {
+            optimizer: self.optimizer,
             iterations: self.iterations,
             batch: self.batch,
             lr: self.lr,

@@ -86,6 +86,21 @@ impl SliceSet {
     /// Reads, preprocesses and slices every case of `manifest` that `filter` selects (in
     /// parallel over cases; slices keep the manifest's case order).
     pub fn load(manifest: &Manifest, filter: &CaseFilter, prep: &Preprocessing) -> Result<SliceSet, Error> {
+        Self::load_with(manifest, filter, prep, true)
+    }
+
+    /// As [`SliceSet::load`], images only: no label file is opened (cases need none), every
+    /// label is 0 and `filter.rater` is ignored. For label-free adaptation (Tent, AdaBN).
+    pub fn load_images(manifest: &Manifest, filter: &CaseFilter, prep: &Preprocessing) -> Result<SliceSet, Error> {
+        Self::load_with(manifest, filter, prep, false)
+    }
+
+    fn load_with(
+        manifest: &Manifest,
+        filter: &CaseFilter,
+        prep: &Preprocessing,
+        labelled: bool,
+    ) -> Result<SliceSet, Error> {
         let cases: Vec<&CaseEntry> = manifest
             .cases()
             .iter()
@@ -101,16 +116,10 @@ impl SliceSet {
         }
         let loaded: Vec<(Vec<f32>, Vec<u8>)> = cases
             .par_iter()
-            .map(|c| load_case(manifest, c, filter, prep))
+            .map(|c| load_case(manifest, c, filter, prep, labelled))
             .collect::<Result<_, _>>()?;
         let size = prep.slice_size;
-        let mut set = SliceSet {
-            size,
-            images: vec![],
-            labels: vec![],
-            slices: vec![],
-            cases: vec![],
-        };
+        let mut set = SliceSet::empty(size);
         for (case, (images, labels)) in cases.iter().zip(loaded) {
             let index = set.cases.len();
             set.cases.push(case.id.clone());
@@ -128,15 +137,31 @@ impl SliceSet {
         Ok(set)
     }
 
+    /// No slice, of side `size`.
+    pub fn empty(size: usize) -> SliceSet {
+        SliceSet {
+            size,
+            images: vec![],
+            labels: vec![],
+            slices: vec![],
+            cases: vec![],
+        }
+    }
+
+    /// Sets every label to 0 (background), so that nothing downstream can read one.
+    pub fn clear_labels(&mut self) {
+        self.labels.fill(0);
+        for s in &mut self.slices {
+            s.tumour_pixels = 0;
+        }
+    }
+
     /// The slices `indices` (in that order), with their case list kept whole.
     pub fn subset(&self, indices: &[usize]) -> SliceSet {
         let n = self.size * self.size;
         let mut out = SliceSet {
-            size: self.size,
-            images: vec![],
-            labels: vec![],
-            slices: vec![],
             cases: self.cases.clone(),
+            ..SliceSet::empty(self.size)
         };
         for &i in indices {
             out.images.extend_from_slice(&self.images[i * n..(i + 1) * n]);
@@ -212,11 +237,18 @@ fn load_case(
     case: &CaseEntry,
     filter: &CaseFilter,
     prep: &Preprocessing,
+    labelled: bool,
 ) -> Result<(Vec<f32>, Vec<u8>), Error> {
     let with_case = |source| Error::Volume {
         case: case.id.clone(),
         source,
     };
+    if !labelled {
+        let image = volume::read_volume(&case.image).map_err(with_case)?;
+        let slices = prepare(&image, prep).slices;
+        let labels = vec![0; slices.len()];
+        return Ok((slices, labels));
+    }
     let label_path = manifest.label(case, filter.rater.as_deref()).map(|(_, p)| p);
     let label_path = label_path.ok_or_else(|| Error::NoLabel {
         case: case.id.clone(),
@@ -284,5 +316,9 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("no label by R7"));
+        // Images only: the same images, no label read, none needed.
+        let images = SliceSet::load_images(&manifest, &rater, &prep).unwrap();
+        assert_eq!((&images.images, images.len()), (&set.images, set.len()));
+        assert!(images.labels.iter().all(|v| *v == 0) && images.slices.iter().all(|s| s.tumour_pixels == 0));
     }
 }

@@ -12,4 +12,4 @@ pub use adapt::{check_supported, execute as execute_adapt_plan, AdaptError, Adap
 pub use augment::{rot90_flip, rotate, Augmentation};
 pub use config::{Architecture, ConfigError, OptimizerKind, TrainConfig};
 pub use data::{CaseFilter, Error, SliceRef, SliceSet};
-pub use trainer::{Event, TrainError, Trainer, TrainingData, TrainingLog, ValCase};
+pub use trainer::{Event, Objective, TrainError, Trainer, TrainingData, TrainingLog, ValCase};

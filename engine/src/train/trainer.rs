@@ -1,5 +1,6 @@
 //! The training loop (METHOD.md step 3): [`Trainer::fit`] trains a [`UNet2d`] on a
-//! [`SliceSet`] with SGD + momentum + weight decay (or Adam) under the poly schedule, validates
+//! [`SliceSet`] with SGD + momentum + weight decay (or Adam) under the poly schedule, minimising
+//! the segmentation loss (or, for Tent, the prediction entropy: [`Objective`]), validates
 //! on whole validation volumes every `validate_every` iterations, and keeps the best weights
 //! as a checkpoint folder ([`crate::model::checkpoint`]).
 //!
@@ -22,7 +23,7 @@ use crate::dataset::{Manifest, Split};
 use crate::infer::{predict_prepared, PredictOptions};
 use crate::metrics;
 use crate::model::checkpoint::{self, CheckpointError, ModelCard, TrainingRecord};
-use crate::model::{SegLossConfig, UNet2d};
+use crate::model::{normalised_entropy, SegLoss, SegLossConfig, UNet2d};
 use crate::preprocess::{prepare, Prepared};
 use crate::rng::Rng;
 use crate::volume::{self, LabelMap};
@@ -137,10 +138,15 @@ pub enum Event {
         iterations: usize,
         /// Total loss of the batch.
         loss: f64,
-        /// Cross-entropy term.
-        ce: f64,
-        /// Soft Dice term.
-        dice: f64,
+        /// Cross-entropy term (segmentation objective only).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        ce: Option<f64>,
+        /// Soft Dice term (segmentation objective only).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        dice: Option<f64>,
+        /// Normalised prediction entropy (entropy objective only).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        entropy: Option<f64>,
         /// Learning rate used.
         lr: f64,
         /// Seconds since the start.
@@ -161,6 +167,17 @@ pub enum Event {
     },
 }
 
+/// What a run carries from step to step besides the model and the optimiser.
+struct RunState<B: AutodiffBackend> {
+    events: Vec<Event>,
+    /// Best median validation DSC and its step.
+    best: Option<(f64, usize)>,
+    /// The weights kept so far and their card.
+    kept: UNet2d<B::InnerBackend>,
+    card: ModelCard,
+    start: Instant,
+}
+
 /// The history of a run (written as `training-log.json`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TrainingLog {
@@ -176,18 +193,58 @@ pub struct TrainingLog {
     pub wall_seconds: f64,
 }
 
+/// What the gradient steps minimise.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Objective {
+    /// `0.5 (CE + soft Dice)` against each batch's labels (METHOD.md step 3).
+    #[default]
+    Segmentation,
+    /// Tent: the normalised prediction entropy ([`crate::model::normalised_entropy`]); labels
+    /// are not read.
+    Entropy,
+}
+
 /// Trains [`UNet2d`] on an autodiff backend `B`.
 #[derive(Debug, Clone)]
 pub struct Trainer<B: AutodiffBackend> {
     config: TrainConfig,
     device: B::Device,
+    objective: Objective,
+}
+
+/// One batch's loss: the total to differentiate and the terms to report.
+struct StepLoss<B: AutodiffBackend> {
+    total: Tensor<B, 1>,
+    ce: Option<Tensor<B, 1>>,
+    dice: Option<Tensor<B, 1>>,
+    entropy: Option<Tensor<B, 1>>,
+}
+
+/// The value of a one-element tensor (NaN if it cannot be read).
+fn scalar<B: burn::tensor::backend::Backend>(t: Tensor<B, 1>) -> f64 {
+    t.into_data()
+        .convert::<f64>()
+        .to_vec::<f64>()
+        .ok()
+        .and_then(|v| v.first().copied())
+        .unwrap_or(f64::NAN)
 }
 
 impl<B: AutodiffBackend> Trainer<B> {
     /// A trainer with a validated `config`, computing on `device`.
     pub fn new(config: TrainConfig, device: B::Device) -> Result<Self, TrainError> {
         config.validate()?;
-        Ok(Trainer { config, device })
+        Ok(Trainer {
+            config,
+            device,
+            objective: Objective::default(),
+        })
+    }
+
+    /// The same trainer minimising `objective` instead. By default, [`Objective::Segmentation`].
+    pub fn with_objective(self, objective: Objective) -> Self {
+        Trainer { objective, ..self }
     }
 
     /// The config.
@@ -273,89 +330,132 @@ impl<B: AutodiffBackend> Trainer<B> {
         let start = Instant::now();
         let loss_fn = SegLossConfig::new().init(c.model.classes)?;
         let mut rng = Rng::derive(c.seed, &[0x7261_696e]);
-        let n = data.train.size;
-        let mut events = Vec::new();
-        let mut best: Option<(f64, usize)> = None;
-        let mut kept = model.valid();
-        let mut card = self.card(data, 0, None, 0.0);
+        let mut run = RunState {
+            events: Vec::new(),
+            best: None,
+            kept: model.valid(),
+            card: self.card(data, 0, None, 0.0),
+            start,
+        };
         for it in 0..c.iterations {
             let lr = c.lr_at(it);
             let indices = data.train.sample(c.batch, c.tumour_fraction, &mut rng);
             let (images, labels) = data.train.batch(&indices, &c.augmentation, &mut rng);
-            let b = indices.len();
-            let x = Tensor::<B, 4>::from_data(TensorData::new(images, [b, 1, n, n]), &self.device);
-            let labels: Vec<i32> = labels.into_iter().map(i32::from).collect();
-            let y = Tensor::<B, 3, Int>::from_data(TensorData::new(labels, [b, n, n]), &self.device);
-            let terms = loss_fn.forward(model.forward(x), y);
-            let scalar = |t: Tensor<B, 1>| {
-                t.into_data()
-                    .convert::<f64>()
-                    .to_vec::<f64>()
-                    .ok()
-                    .and_then(|v| v.first().copied())
-                    .unwrap_or(f64::NAN)
-            };
-            let (ce, dice) = (scalar(terms.ce.clone().detach()), scalar(terms.dice.clone().detach()));
-            let grads = GradientsParams::from_grads(terms.total.clone().backward(), &model);
-            let loss = scalar(terms.total.detach());
+            let loss = self.batch_loss(&loss_fn, &model, images, labels, indices.len(), data.train.size);
+            let grads = GradientsParams::from_grads(loss.total.clone().backward(), &model);
             model = optim.step(lr, model, grads);
-            let done = it + 1;
             let event = Event::Step {
-                iteration: done,
+                iteration: it + 1,
                 iterations: c.iterations,
-                loss,
-                ce,
-                dice,
+                loss: scalar(loss.total.detach()),
+                ce: loss.ce.map(scalar),
+                dice: loss.dice.map(scalar),
+                entropy: loss.entropy.map(scalar),
                 lr,
                 seconds: start.elapsed().as_secs_f64(),
             };
             progress(&event);
-            events.push(event);
-            let last = done == c.iterations;
-            if data.val.is_empty() {
-                if last {
-                    kept = model.valid();
-                    card = self.card(data, done, None, start.elapsed().as_secs_f64());
-                    checkpoint::save(out, &kept, &card)?;
-                }
-                continue;
-            }
-            if done % c.validate_every == 0 || last {
-                let eval = model.valid();
-                let (median, dsc) = self.validate(&eval, &data.val);
-                let improved = best.is_none_or(|(b, _)| median > b);
-                if improved {
-                    best = Some((median, done));
-                    card = self.card(data, done, Some(median), start.elapsed().as_secs_f64());
-                    checkpoint::save(out, &eval, &card)?;
-                    kept = eval;
-                }
-                let event = Event::Validation {
-                    iteration: done,
-                    median_dsc: median,
-                    dsc,
-                    best: improved,
-                    seconds: start.elapsed().as_secs_f64(),
-                };
-                progress(&event);
-                events.push(event);
-            }
+            run.events.push(event);
+            self.after_step(&model, it + 1, data, out, &mut run, progress)?;
         }
         let wall = start.elapsed().as_secs_f64();
         // Final card: the whole run's wall time and iteration count.
-        if let Some(t) = card.training.as_mut() {
+        if let Some(t) = run.card.training.as_mut() {
             t.iterations = c.iterations;
             t.wall_seconds = wall;
         }
-        checkpoint::save(out, &kept, &card)?;
+        checkpoint::save(out, &run.kept, &run.card)?;
         let log = TrainingLog {
             config: c.clone(),
-            events,
-            best_val_dsc: best.map(|b| b.0),
-            best_iteration: best.map_or(c.iterations, |b| b.1),
+            events: run.events,
+            best_val_dsc: run.best.map(|b| b.0),
+            best_iteration: run.best.map_or(c.iterations, |b| b.1),
             wall_seconds: wall,
         };
-        Ok((kept, log))
+        Ok((run.kept, log))
+    }
+
+    /// The objective's loss on one batch (`images` and `labels` are `[b, n, n]`), forward pass
+    /// in training mode (batch statistics, dropout).
+    fn batch_loss(
+        &self,
+        loss_fn: &SegLoss,
+        model: &UNet2d<B>,
+        images: Vec<f32>,
+        labels: Vec<u8>,
+        b: usize,
+        n: usize,
+    ) -> StepLoss<B> {
+        let x = Tensor::<B, 4>::from_data(TensorData::new(images, [b, 1, n, n]), &self.device);
+        let logits = model.forward(x); // [b, classes, n, n]
+        match self.objective {
+            Objective::Segmentation => {
+                let labels: Vec<i32> = labels.into_iter().map(i32::from).collect();
+                let y = Tensor::<B, 3, Int>::from_data(TensorData::new(labels, [b, n, n]), &self.device);
+                let terms = loss_fn.forward(logits, y);
+                StepLoss {
+                    total: terms.total,
+                    ce: Some(terms.ce.detach()),
+                    dice: Some(terms.dice.detach()),
+                    entropy: None,
+                }
+            }
+            Objective::Entropy => {
+                let total = normalised_entropy(logits);
+                StepLoss {
+                    entropy: Some(total.clone().detach()),
+                    total,
+                    ce: None,
+                    dice: None,
+                }
+            }
+        }
+    }
+
+    /// After step `done`: validate and keep the best checkpoint every `validate_every` steps
+    /// and after the last; without validation volumes, keep the last weights.
+    fn after_step(
+        &self,
+        model: &UNet2d<B>,
+        done: usize,
+        data: &TrainingData,
+        out: &Path,
+        run: &mut RunState<B>,
+        progress: &mut dyn FnMut(&Event),
+    ) -> Result<(), TrainError> {
+        let c = &self.config;
+        let last = done == c.iterations;
+        let seconds = || run.start.elapsed().as_secs_f64();
+        if data.val.is_empty() {
+            if last {
+                run.kept = model.valid();
+                run.card = self.card(data, done, None, seconds());
+                checkpoint::save(out, &run.kept, &run.card)?;
+            }
+            return Ok(());
+        }
+        if !done.is_multiple_of(c.validate_every) && !last {
+            return Ok(());
+        }
+        let eval = model.valid();
+        let (median, dsc) = self.validate(&eval, &data.val);
+        let improved = run.best.is_none_or(|(b, _)| median > b);
+        if improved {
+            run.best = Some((median, done));
+            run.card = self.card(data, done, Some(median), seconds());
+            checkpoint::save(out, &eval, &run.card)?;
+            run.kept = eval;
+        }
+        let event = Event::Validation {
+            iteration: done,
+            median_dsc: median,
+            dsc,
+            best: improved,
+            seconds: seconds(),
+        };
+        progress(&event);
+        run.events.push(event);
+        Ok(())
     }
 
     fn card(&self, data: &TrainingData, iteration: usize, dsc: Option<f64>, wall: f64) -> ModelCard {

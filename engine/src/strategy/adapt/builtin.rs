@@ -1,8 +1,8 @@
 //! The builtin adaptation strategies and the name table.
 
 use super::{
-    AdaptPlan, AdaptState, AdaptStrategy, BatchNorm, DataSource, Error, LabelSource, LossTerm, Rows, Schedule,
-    Trainable,
+    AdaptPlan, AdaptState, AdaptStrategy, BatchNorm, DataSource, Error, LabelSource, LossTerm, OptimizerKind, Rows,
+    Schedule, Trainable,
 };
 
 /// Names `by_name` accepts.
@@ -24,7 +24,7 @@ pub fn by_name(name: &str) -> Result<Box<dyn AdaptStrategy>, Error> {
             trainable: Trainable::BatchNormAffine,
             batch_norm: BatchNorm::BatchStatistics,
             loss: vec![LossTerm::Entropy { weight: 1.0 }],
-            iterations: None,
+            schedule: tent_schedule,
         },
         "adabn" => |_| Builtin::frozen(vec![source(Rows::All, LabelSource::Unlabelled)], BatchNorm::Reestimate),
         "supervised" => |_| Builtin::segmentation(vec![source(Rows::All, LabelSource::True)]),
@@ -40,14 +40,26 @@ fn source(rows: Rows, labels: LabelSource) -> DataSource {
     DataSource { rows, labels }
 }
 
+/// Tent's optimiser (Wang et al., ICLR 2021, their CIFAR and segmentation settings): Adam,
+/// lr 1e-3, constant (no poly decay), no weight decay; the state's iterations and batch size.
+fn tent_schedule(s: Schedule) -> Schedule {
+    Schedule {
+        optimizer: OptimizerKind::Adam,
+        lr: 1e-3,
+        weight_decay: 0.0,
+        poly_power: 0.0,
+        ..s
+    }
+}
+
 /// A plan without its name, target and schedule.
 struct Builtin {
     data: Vec<DataSource>,
     trainable: Trainable,
     batch_norm: BatchNorm,
     loss: Vec<LossTerm>,
-    /// `Some(0)`: no gradient step; `None`: the state's schedule.
-    iterations: Option<usize>,
+    /// The plan's schedule made from the state's.
+    schedule: fn(Schedule) -> Schedule,
 }
 
 impl Builtin {
@@ -58,7 +70,7 @@ impl Builtin {
             trainable: Trainable::All,
             batch_norm: BatchNorm::Train,
             loss,
-            iterations: None,
+            schedule: |s| s,
         }
     }
 
@@ -68,7 +80,7 @@ impl Builtin {
             trainable: Trainable::Nothing,
             batch_norm,
             loss: vec![],
-            iterations: Some(0),
+            schedule: |s| Schedule { iterations: 0, ..s },
         }
     }
 }
@@ -85,10 +97,7 @@ impl AdaptStrategy for Named {
 
     fn plan(&self, state: &AdaptState) -> AdaptPlan {
         let b = (self.plan)(state);
-        let schedule = Schedule {
-            iterations: b.iterations.unwrap_or(state.schedule.iterations),
-            ..state.schedule
-        };
+        let schedule = (b.schedule)(state.schedule);
         AdaptPlan {
             strategy: self.name.clone(),
             target: state.target.clone(),
@@ -156,6 +165,17 @@ mod tests {
             (Trainable::BatchNormAffine, BatchNorm::BatchStatistics)
         );
         assert_eq!(tent.loss, vec![LossTerm::Entropy { weight: 1.0 }]);
+        assert_eq!(tent.data, vec![source(Rows::All, LabelSource::Unlabelled)]);
+        let t = tent.schedule;
+        assert_eq!(
+            (t.optimizer, t.lr, t.weight_decay, t.poly_power),
+            (OptimizerKind::Adam, 1e-3, 0.0, 0.0)
+        );
+        assert_eq!(
+            (t.iterations, t.batch),
+            (300, s.schedule.batch),
+            "the state's length and batch"
+        );
         let adabn = plan("adabn");
         assert_eq!(
             (adabn.batch_norm, adabn.schedule.iterations),

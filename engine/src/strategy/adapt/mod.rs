@@ -13,6 +13,7 @@ pub use builtin::{by_name, BUILTIN_NAMES};
 use serde::{Deserialize, Serialize};
 
 use super::query::Selection;
+pub use crate::train::OptimizerKind;
 
 /// Why no plan could be made.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -76,7 +77,7 @@ pub struct DataSource {
 pub enum Trainable {
     /// Every weight.
     All,
-    /// Only the batch-norm scale and shift (Tent).
+    /// Only the batch-norm scale and shift (Tent); every other weight stays bit-identical.
     BatchNormAffine,
     /// Nothing (no gradient step).
     Nothing,
@@ -86,9 +87,13 @@ pub enum Trainable {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum BatchNorm {
-    /// As in training: batch statistics, running statistics updated.
+    /// As in training: batch statistics normalise, the running statistics follow the training
+    /// batches as an exponential average (the layer's momentum).
     Train,
-    /// Normalise with batch statistics (Tent); running statistics untouched.
+    /// Tent: batch statistics normalise every adaptation forward pass; after the last step the
+    /// running statistics are re-estimated on the plan's data with the adapted scale and shift
+    /// (an AdaBN pass), so the saved model, evaluated with running statistics, normalises with
+    /// the target's statistics ("AdaBN + affine").
     BatchStatistics,
     /// Re-estimate the running statistics on the target data, no gradient (AdaBN).
     Reestimate,
@@ -113,13 +118,16 @@ pub enum LossTerm {
 /// Optimiser and schedule (METHOD.md step 3: SGD, poly decay).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Schedule {
+    /// The optimiser (absent in older plans: sgd).
+    #[serde(default)]
+    pub optimizer: OptimizerKind,
     /// Gradient steps.
     pub iterations: usize,
     /// Slices per batch.
     pub batch: usize,
     /// Base learning rate.
     pub lr: f64,
-    /// SGD momentum.
+    /// SGD momentum (unused by Adam).
     pub momentum: f64,
     /// Weight decay.
     pub weight_decay: f64,
@@ -128,9 +136,11 @@ pub struct Schedule {
 }
 
 impl Default for Schedule {
-    /// METHOD.md step 7: 16 000 iterations of batch 32, lr 0.03, momentum 0.9, wd 1e-4, poly 0.9.
+    /// METHOD.md step 7: SGD, 16 000 iterations of batch 32, lr 0.03, momentum 0.9, wd 1e-4,
+    /// poly 0.9.
     fn default() -> Self {
         Schedule {
+            optimizer: OptimizerKind::Sgd,
             iterations: 16_000,
             batch: 32,
             lr: 0.03,

@@ -53,6 +53,7 @@ pub fn build_pool<B: Backend>(
         reduction: options.reduction,
         descriptor: (n.stdr || n.features).then(DescriptorConfig::default),
         seed: options.seed,
+        ..PredictOptions::default()
     };
     let mut rows = Vec::new();
     for case in cases {
