@@ -20,8 +20,9 @@ pub struct ExperimentConfig {
     pub adaptation: AdaptationConfig,
     /// Query strategies, each crossed with every adaptation. `["random", "entropy", "stdr"]`.
     pub queries: Vec<String>,
-    /// Adaptation strategies crossed with every query (`none` and `supervised` always run on
-    /// their own and are not listed here). `["finetune+pseudo"]`.
+    /// Adaptation strategies: those that learn from labels are crossed with every query; the
+    /// label-free ones (`tent`, `adabn`) run once per domain (`none` and `supervised` always run
+    /// on their own and are not listed here). `["finetune+pseudo"]`.
     pub adapts: Vec<String>,
     /// Labelling budget: a count (`"12"`), a fraction (`"0.2"`) or a percentage. `"20%"`.
     pub budget: String,

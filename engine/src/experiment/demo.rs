@@ -41,7 +41,7 @@ impl ExperimentConfig {
             budget: "20%".into(),
             ..ExperimentConfig::default()
         };
-        config.adaptation.iterations = 150;
+        config.adaptation.iterations = 100;
         config.adaptation.batch = 8;
         config
     }

@@ -47,6 +47,7 @@ impl BackendTask for Task<'_> {
             device,
             progress: self.progress,
             references: None,
+            last_pool: None,
             index: 0,
             counts: Counts::default(),
         };
@@ -66,6 +67,8 @@ struct Runner<'a, B: AutodiffBackend> {
     progress: &'a mut dyn FnMut(&Event),
     /// The source reference points, when a query needs them.
     references: Option<References>,
+    /// The last domain's query pool with its cases' ids: rater domains of one centre share it.
+    last_pool: Option<(Vec<String>, CandidatePool)>,
     /// Runs handled so far.
     index: usize,
     counts: Counts,
@@ -178,7 +181,13 @@ impl<B: AutodiffBackend> Runner<'_, B> {
     /// now, which makes them stale).
     fn domain(&mut self, domain: &Domain) -> Result<(), Error> {
         let total = self.plan.domains.len() * self.plan.methods.len();
-        let mut pool: Option<CandidatePool> = None;
+        let ids: Vec<String> = (domain.cases(&self.plan.manifest, Split::Train).iter())
+            .map(|c| c.id.clone())
+            .collect();
+        let mut pool = match self.last_pool.take() {
+            Some((cases, pool)) if cases == ids => Some(pool),
+            _ => None,
+        };
         for method in &self.plan.methods {
             self.index += 1;
             let (d, m, index) = (domain.id.clone(), method.id(), self.index);
@@ -202,6 +211,7 @@ impl<B: AutodiffBackend> Runner<'_, B> {
             self.run(domain, method, &mut pool)?;
             self.counts.ran += 1;
         }
+        self.last_pool = pool.map(|p| (ids, p));
         Ok(())
     }
 
