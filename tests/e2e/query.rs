@@ -79,6 +79,43 @@ fn reference_then_query_ranks_the_target_pool() {
         4,
         "32 x 32 slices pooled by 16: 2 x 2"
     );
+    assert_eq!(
+        r["descriptor"]["channel"], 0,
+        "METHOD.md's default: the background channel"
+    );
+    // The tumour channel instead: recorded in the file, other reference points; a channel the
+    // model does not have is refused.
+    let refs1 = p("refs-tumour.json");
+    let reference = |channel: &str, out: &str| {
+        let args = [
+            "reference",
+            "--model",
+            &model,
+            "--manifest",
+            &manifest,
+            "--centre",
+            "C1",
+        ];
+        let rest = [
+            "--k",
+            "5",
+            "--descriptor-channel",
+            channel,
+            "--device",
+            "cpu",
+            "--out",
+            out,
+            "--quiet",
+        ];
+        delinea(&[&args[..], &rest[..]].concat())
+    };
+    assert!(reference("1", &refs1).status.success());
+    let r1: Value = serde_json::from_str(&std::fs::read_to_string(&refs1).unwrap()).unwrap();
+    assert_eq!(r1["descriptor"]["channel"], 1);
+    assert_ne!(r1["centroids"], r["centroids"]);
+    let bad = reference("2", &p("refs-bad.json"));
+    assert_eq!(bad.status.code(), Some(2), "{}", describe(&bad));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--descriptor-channel 2 is not one of"));
 
     // C2's training split: 3 volumes x 8 slices = 24 rows; 25 % of them = 6.
     let query = |strategy: &str, extra: &[&str]| -> Value {

@@ -6,6 +6,7 @@ use anyhow::Context;
 use burn::tensor::backend::AutodiffBackend;
 use delinea::dataset::{CaseEntry, Manifest, Split};
 use delinea::device::{self, BackendTask, DeviceRequest};
+use delinea::infer::DescriptorConfig;
 use delinea::model::checkpoint;
 use delinea::strategy::query::{
     self, build_pool, Aggregate, Budget, CandidatePool, PoolOptions, QueryOptions, References, Unit,
@@ -34,6 +35,10 @@ pub struct ReferenceArgs {
     /// Seed of the k-means++ initialisation.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Softmax channel weighting the STDR descriptor (0: background, as the paper's code; 1:
+    /// tumour). Queries against these references use the same.
+    #[arg(long, default_value_t = 0)]
+    descriptor_channel: usize,
     /// Compute device.
     #[arg(long, default_value = "auto")]
     device: DeviceRequest,
@@ -182,12 +187,25 @@ pub fn run_reference(args: ReferenceArgs, global: Global) -> anyhow::Result<Exit
         stdr: true,
         ..Default::default()
     };
+    let classes = checkpoint::load_card(&args.model)?.architecture.classes;
+    anyhow::ensure!(
+        args.descriptor_channel < classes,
+        "--descriptor-channel {} is not one of {}'s {classes} classes",
+        args.descriptor_channel,
+        args.model.display()
+    );
+    let descriptor = DescriptorConfig {
+        channel: args.descriptor_channel,
+        ..Default::default()
+    };
     let options = PoolOptions {
         needs,
+        descriptor,
         ..Default::default()
     };
     let pool = pool(&args.model, &args.manifest, &args.centres, args.device, options)?;
-    let refs = References::from_pool(&pool, args.centres.clone(), args.k, args.iterations, args.seed);
+    let (centres, seed) = (args.centres.clone(), args.seed);
+    let refs = References::from_pool(&pool, descriptor, centres, args.k, args.iterations, seed);
     refs.write(&args.out)
         .with_context(|| format!("writing {}", args.out.display()))?;
     if !global.quiet {
@@ -215,6 +233,7 @@ pub fn run_query(args: QueryArgs, global: Global) -> anyhow::Result<ExitStatus> 
         needs,
         mc_samples: args.mc,
         seed: args.seed,
+        descriptor: refs.as_ref().map(|r| r.descriptor).unwrap_or_default(),
         ..Default::default()
     };
     let pool = pool(&args.model, &args.manifest, &args.centres, args.device, options)?;

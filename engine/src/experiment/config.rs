@@ -7,6 +7,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::Error;
+use crate::infer::DescriptorConfig;
 use crate::strategy::query::{self, Aggregate, Budget, Unit};
 use crate::train::TrainConfig;
 
@@ -70,11 +71,18 @@ pub struct ReferenceConfig {
     pub k: usize,
     /// Lloyd iterations. 20.
     pub iterations: usize,
+    /// How the STDR descriptors are computed, at the source and the targets alike (METHOD.md
+    /// step 4: softmax channel 0, the background, as the paper's code; max-pool 16).
+    pub descriptor: DescriptorConfig,
 }
 
 impl Default for ReferenceConfig {
     fn default() -> Self {
-        ReferenceConfig { k: 40, iterations: 20 }
+        ReferenceConfig {
+            k: 40,
+            iterations: 20,
+            descriptor: DescriptorConfig::default(),
+        }
     }
 }
 
@@ -131,6 +139,13 @@ impl ExperimentConfig {
         if self.references.k == 0 {
             return bad("references.k", "must be at least 1".into());
         }
+        let (channel, classes) = (self.references.descriptor.channel, self.source.model.classes);
+        if channel >= classes {
+            return bad(
+                "references.descriptor.channel",
+                format!("must name one of the model's {classes} classes (0..{classes}), found {channel}"),
+            );
+        }
         if self.queries.is_empty() && self.adapts.is_empty() {
             return Ok(()); // source-only and supervised only
         }
@@ -163,6 +178,7 @@ impl ExperimentConfig {
             mc_samples: self.mc_samples,
             batch: self.source.inference_batch,
             seed: self.seed,
+            descriptor: self.references.descriptor,
             ..query::PoolOptions::default()
         }
     }
@@ -191,5 +207,16 @@ mod tests {
             ..ExperimentConfig::default()
         };
         assert!(no_adapt.validate().unwrap_err().to_string().contains("queries/adapts"));
+        let tumour: ExperimentConfig =
+            serde_json::from_str(r#"{"references": {"descriptor": {"channel": 1}}}"#).unwrap();
+        tumour.validate().unwrap();
+        assert_eq!(tumour.pool_options(query::Needs::default()).descriptor.channel, 1);
+        let mut no_such = tumour;
+        no_such.references.descriptor.channel = 2;
+        let e = no_such.validate().unwrap_err().to_string();
+        assert!(
+            e.contains("references.descriptor.channel") && e.contains("found 2"),
+            "{e}"
+        );
     }
 }

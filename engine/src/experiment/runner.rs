@@ -170,6 +170,7 @@ impl<B: AutodiffBackend> Runner<'_, B> {
         let source = vec![plan.source.clone()];
         Ok(References::from_pool(
             &pool,
+            r.descriptor,
             source,
             r.k,
             r.iterations,

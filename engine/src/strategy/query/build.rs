@@ -23,6 +23,9 @@ pub struct PoolOptions {
     pub batch: usize,
     /// Seed of the dropout masks.
     pub seed: u64,
+    /// How STDR descriptors (and the clustering strategies' features) are computed; a query
+    /// against reference points must use the references' own ([`References::descriptor`]).
+    pub descriptor: DescriptorConfig,
 }
 
 impl Default for PoolOptions {
@@ -33,6 +36,7 @@ impl Default for PoolOptions {
             reduction: Reduction::Mean,
             batch: 16,
             seed: 0,
+            descriptor: DescriptorConfig::default(),
         }
     }
 }
@@ -51,7 +55,7 @@ pub fn build_pool<B: Backend>(
         batch: options.batch.max(1),
         mc_samples: if uncertain { options.mc_samples.max(1) } else { 0 },
         reduction: options.reduction,
-        descriptor: (n.stdr || n.features).then(DescriptorConfig::default),
+        descriptor: (n.stdr || n.features).then_some(options.descriptor),
         seed: options.seed,
         ..PredictOptions::default()
     };

@@ -37,8 +37,15 @@ pub struct References {
 }
 
 impl References {
-    /// Clusters the descriptors of `pool` (computed without augmentation).
-    pub fn from_pool(pool: &CandidatePool, centres: Vec<String>, k: usize, iterations: usize, seed: u64) -> References {
+    /// Clusters the descriptors of `pool` (computed without augmentation, with `descriptor`).
+    pub fn from_pool(
+        pool: &CandidatePool,
+        descriptor: DescriptorConfig,
+        centres: Vec<String>,
+        k: usize,
+        iterations: usize,
+        seed: u64,
+    ) -> References {
         let points: Vec<Vec<f32>> = pool
             .rows
             .iter()
@@ -54,7 +61,7 @@ impl References {
             k,
             iterations,
             seed,
-            descriptor: DescriptorConfig::default(),
+            descriptor,
             centroids: clusters.centroids,
         }
     }
