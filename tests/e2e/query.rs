@@ -53,39 +53,7 @@ fn reference_then_query_ranks_the_target_pool() {
         &model,
         "--quiet",
     ]);
-    ok(&[
-        "reference",
-        "--model",
-        &model,
-        "--manifest",
-        &manifest,
-        "--centre",
-        "C1",
-        "--k",
-        "5",
-        "--device",
-        "cpu",
-        "--out",
-        &refs,
-        "--quiet",
-    ]);
-    let r: Value = serde_json::from_str(&std::fs::read_to_string(&refs).unwrap()).unwrap();
-    assert_eq!(r["format"], "delinea-references");
-    assert_eq!(r["slices"], 3 * 8, "3 training volumes of 8 slices");
-    let centroids = r["centroids"].as_array().unwrap();
-    assert!(!centroids.is_empty() && centroids.len() <= 5);
-    assert_eq!(
-        centroids[0].as_array().unwrap().len(),
-        4,
-        "32 x 32 slices pooled by 16: 2 x 2"
-    );
-    assert_eq!(
-        r["descriptor"]["channel"], 0,
-        "METHOD.md's default: the background channel"
-    );
-    // The tumour channel instead: recorded in the file, other reference points; a channel the
-    // model does not have is refused.
-    let refs1 = p("refs-tumour.json");
+    // Reference points with the descriptor's softmax channel given (0: METHOD.md's default).
     let reference = |channel: &str, out: &str| {
         let args = [
             "reference",
@@ -109,6 +77,25 @@ fn reference_then_query_ranks_the_target_pool() {
         ];
         delinea(&[&args[..], &rest[..]].concat())
     };
+    let first = reference("0", &refs);
+    assert!(first.status.success(), "{}", describe(&first));
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(&refs).unwrap()).unwrap();
+    assert_eq!(r["format"], "delinea-references");
+    assert_eq!(r["slices"], 3 * 8, "3 training volumes of 8 slices");
+    let centroids = r["centroids"].as_array().unwrap();
+    assert!(!centroids.is_empty() && centroids.len() <= 5);
+    assert_eq!(
+        centroids[0].as_array().unwrap().len(),
+        4,
+        "32 x 32 slices pooled by 16: 2 x 2"
+    );
+    assert_eq!(
+        r["descriptor"]["channel"], 0,
+        "METHOD.md's default: the background channel"
+    );
+    // The tumour channel instead: recorded in the file, other reference points; a channel the
+    // model does not have is refused.
+    let refs1 = p("refs-tumour.json");
     assert!(reference("1", &refs1).status.success());
     let r1: Value = serde_json::from_str(&std::fs::read_to_string(&refs1).unwrap()).unwrap();
     assert_eq!(r1["descriptor"]["channel"], 1);
