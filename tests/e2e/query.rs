@@ -216,6 +216,10 @@ fn reference_then_query_ranks_the_target_pool() {
     assert!(out.status.success(), "{}", describe(&out));
     let weights = |dir: &str| std::fs::read(format!("{dir}/model.mpk")).unwrap();
     assert_ne!(weights(&adabn), weights(&model), "AdaBN changed nothing");
+    // Its pass draws dropout masks from the config's seed: a second run saves the same bytes.
+    let again = p("adabn-again");
+    assert!(adapt("adabn", &again).status.success());
+    assert_eq!(weights(&again), weights(&adabn), "AdaBN is not deterministic");
     // Tent: entropy minimisation on the unlabelled C2 slices, batch-norm scale and shift only;
     // the result is a model `predict` loads.
     let tent = p("tent");

@@ -144,7 +144,7 @@ pub fn execute<B: AutodiffBackend>(
     if !takes_steps(plan) {
         // `none` keeps the source model as it is; AdaBN moves only the statistics.
         let model = match reestimate {
-            true => reestimate_batch_norm(model, &train, config.inference_batch),
+            true => reestimate_batch_norm(model, &train, config.inference_batch, config.seed),
             false => model,
         };
         checkpoint::save(out, &model.valid(), &card)?;
@@ -161,13 +161,13 @@ pub fn execute<B: AutodiffBackend>(
         train,
         val: Vec::new(), // a target hospital has no labelled validation set beyond its selection
     };
-    let (batch, objective) = (config.inference_batch, objective(plan)?);
+    let (batch, seed, objective) = (config.inference_batch, config.seed, objective(plan)?);
     let trainer = Trainer::<B>::new(config, device.clone())?.with_objective(objective);
     let (_, log) = trainer.fit_from(Some(model), &data, out, progress)?;
     if reestimate {
         // The trainer saved the last weights; give them the target's statistics.
         let (model, card) = checkpoint::load::<B>(out, &device)?;
-        let model = reestimate_batch_norm(model, &data.train, batch);
+        let model = reestimate_batch_norm(model, &data.train, batch, seed);
         checkpoint::save(out, &model.valid(), &card)?;
     }
     Ok(log)
@@ -259,12 +259,17 @@ fn plan_data<B: AutodiffBackend>(
 /// one pass of training-mode forwards through `set`'s images, in batches of `batch` (each batch
 /// weighted by its size: the momentum of the k-th batch is its share of the slices seen so far,
 /// so the source statistics are forgotten at the first). Dropout is active during the pass, as
-/// in training; no gradient is taken. The layers' momentum is restored afterwards.
-fn reestimate_batch_norm<B: AutodiffBackend>(model: UNet2d<B>, set: &SliceSet, batch: usize) -> UNet2d<B> {
+/// in training, with dropout masks drawn from `seed`; no gradient is taken. The layers' momentum
+/// is restored afterwards.
+fn reestimate_batch_norm<B: AutodiffBackend>(model: UNet2d<B>, set: &SliceSet, batch: usize, seed: u64) -> UNet2d<B> {
     let device = model.devices().into_iter().next().unwrap_or_default();
+    B::seed(&device, seed);
     let (size, momentum) = (set.size, model.batch_norm_momentum());
     let px = size * size;
-    let mut model = model;
+    // Untracked parameters: the autodiff backend would otherwise keep every batch's graph
+    // (2.5 GB over 576 slices of 64 x 64), as no backward pass ever frees it. The model is
+    // only saved afterwards, never trained.
+    let mut model = model.no_grad();
     let mut seen = 0usize;
     for chunk in set.images.chunks(batch.max(1) * px) {
         let b = chunk.len() / px;
