@@ -165,7 +165,8 @@ impl Plan {
         }
         let adapt = match &method.query {
             Some(_) => method.adapt.clone(),
-            None => labelled_adapts(&self.config).first()?.to_string(),
+            // The first query's methods come first, in the order the adaptations were listed.
+            None => self.methods.iter().find(|m| m.query.is_some())?.adapt.clone(),
         };
         Some(Method {
             query: Some("stdr".into()),
@@ -276,15 +277,6 @@ fn methods(config: &ExperimentConfig) -> Result<Vec<Method>, Error> {
     }
     out.push(Method::supervised());
     Ok(out)
-}
-
-/// The adaptations listed that learn from a selection's labels (not Tent or AdaBN).
-pub(super) fn labelled_adapts(config: &ExperimentConfig) -> Vec<&String> {
-    config
-        .adapts
-        .iter()
-        .filter(|a| matches!(check_adaptation(a, config), Ok(true)))
-        .collect()
 }
 
 /// Known, not one of the always-run pair, and runnable by the trainer; `true` when it learns
