@@ -26,3 +26,10 @@ pub mod strategy;
 pub mod synth;
 pub mod train;
 pub mod volume;
+
+/// The engine's version (Cargo's).
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The git commit this engine was built from: a short hash, `+changes` appended when the work
+/// tree differed from it at build time, or `unknown` when built outside a git checkout.
+pub const COMMIT: &str = env!("DELINEA_COMMIT");

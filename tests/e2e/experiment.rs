@@ -309,3 +309,94 @@ fn bad_experiments_are_clear_errors() {
     assert!(stderr(&o).contains("nothing.json"), "{}", describe(&o));
     assert!(!out.exists(), "a refused experiment wrote {}", out.display());
 }
+
+/// Every file of `dir` by its path below it (the predictions' paths in `cases.csv` made
+/// relative to `dir`).
+fn tree(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let name = path.file_name().unwrap().to_str().unwrap();
+            // Wall times and the folder's own path differ by nature.
+            if ["done.json", "training-log.json", "experiment.json", "model-card.json"].contains(&name) {
+                continue;
+            }
+            let text = std::fs::read(&path).unwrap();
+            let text = String::from_utf8(text.clone())
+                .map(|t| t.replace(dir.to_str().unwrap(), "OUT").into_bytes())
+                .unwrap_or(text);
+            out.insert(path.strip_prefix(dir).unwrap().to_path_buf(), text);
+        }
+    }
+    out
+}
+
+/// Runs side by side in worker processes give the same bytes as one at a time in the
+/// experiment's own process, with the same threads per run: selections, adapted models
+/// (the two-stage adaptation's first stage too), masks, tables.
+#[test]
+fn results_do_not_depend_on_the_number_of_jobs() {
+    let dir = tempfile::tempdir().unwrap();
+    let (manifest, config) = cohort(dir.path());
+    let run = |jobs: &str, out: &Path| {
+        let o = experiment(
+            &manifest,
+            &config,
+            out,
+            &[
+                "--adapts",
+                "finetune,finetune+pseudo-2stage",
+                "--jobs",
+                jobs,
+                "--threads",
+                "1",
+            ],
+        );
+        assert!(o.status.success(), "{}", describe(&o));
+        stderr(&o)
+    };
+    let (serial, parallel) = (dir.path().join("serial"), dir.path().join("parallel"));
+    run("1", &serial);
+    let err = run("2", &parallel);
+    // 3 queries x 3 adaptations (finetune+pseudo too), source-only, supervised; 2 domains.
+    assert_eq!(err.matches(": running").count(), 22, "{err}");
+    let (a, b) = (tree(&serial), tree(&parallel));
+    assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
+    assert!(a
+        .keys()
+        .any(|k| k.ends_with("runs/C2/stdr+finetune+pseudo-2stage/model/stage-1/model.mpk")));
+    for (path, bytes) in &a {
+        assert!(
+            b[path] == *bytes,
+            "{} differs between --jobs 1 and --jobs 2",
+            path.display()
+        );
+    }
+}
+
+#[test]
+fn a_worker_given_no_experiment_says_so() {
+    use std::io::Write;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_delinea"))
+        .arg("experiment-worker")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"{\"not\": \"a spec\"}\n")
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", describe(&o));
+    assert!(stderr(&o).contains("worker: not an experiment"), "{}", describe(&o));
+}

@@ -86,9 +86,10 @@ fn reference_then_query_ranks_the_target_pool() {
     assert!(!centroids.is_empty() && centroids.len() <= 5);
     assert_eq!(
         centroids[0].as_array().unwrap().len(),
-        4,
-        "32 x 32 slices pooled by 16: 2 x 2"
+        256,
+        "the paper's 16 x 16 grid, 2 px cells at 32 x 32"
     );
+    assert_eq!(r["descriptor"]["grid"], 16, "the file records its grid");
     assert_eq!(
         r["descriptor"]["channel"], 0,
         "METHOD.md's default: the background channel"

@@ -6,7 +6,7 @@ use anyhow::Context;
 use burn::tensor::backend::AutodiffBackend;
 use delinea::dataset::Manifest;
 use delinea::device::{self, BackendTask, DeviceRequest};
-use delinea::strategy::adapt::{self, AdaptPlan, AdaptState};
+use delinea::strategy::adapt::{self, AdaptPlan, AdaptState, OptimizerKind, SelectCheckpoint};
 use delinea::strategy::query::Selection;
 use delinea::train::{self, TrainConfig, TrainingLog};
 
@@ -28,7 +28,7 @@ pub struct Args {
     /// The target centre.
     #[arg(long)]
     centre: String,
-    /// none, finetune, finetune+pseudo, supervised, adabn or tent.
+    /// none, finetune, finetune+pseudo, finetune+pseudo-2stage, supervised, adabn or tent.
     #[arg(long, default_value = "finetune+pseudo")]
     strategy: String,
     /// Training config (augmentation, seed, batch sizes; schema data-schema/train-config.schema.json).
@@ -40,6 +40,26 @@ pub struct Args {
     /// Slices per batch (default: the config's).
     #[arg(long)]
     batch: Option<usize>,
+    /// Optimiser (default: the config's, sgd).
+    #[arg(long, value_enum)]
+    optimizer: Option<OptimizerArg>,
+    /// Base learning rate (default: the config's, 0.03; the paper's code names Adam at 1e-4 as
+    /// the alternative).
+    #[arg(long)]
+    lr: Option<f64>,
+    /// Fraction of each batch drawn from slices whose labels hold tumour (default: the
+    /// config's, 0: uniform as the paper's code).
+    #[arg(long, value_name = "F")]
+    tumour_fraction: Option<f64>,
+    /// Which weights to keep: `last` (only the selection's labels are read) or
+    /// `best-target-val` (the best median DSC on the centre's validation split, as the paper's
+    /// protocol; those labels count as labels the hospital drew). Label-free strategies (tent,
+    /// adabn) always keep the last.
+    #[arg(long, value_enum, default_value = "last")]
+    select: SelectArg,
+    /// Steps between validations with --select best-target-val (default: the config's).
+    #[arg(long, value_name = "N")]
+    validate_every: Option<usize>,
     /// Where stderr is not a terminal (logs, pipes), print a progress line every N iterations;
     /// on a terminal a progress bar shows every iteration.
     #[arg(long, default_value_t = 50)]
@@ -53,6 +73,38 @@ pub struct Args {
     /// Print a JSON summary.
     #[arg(long)]
     json: bool,
+}
+
+/// `--optimizer`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum OptimizerArg {
+    Sgd,
+    Adam,
+}
+
+impl From<OptimizerArg> for OptimizerKind {
+    fn from(o: OptimizerArg) -> OptimizerKind {
+        match o {
+            OptimizerArg::Sgd => OptimizerKind::Sgd,
+            OptimizerArg::Adam => OptimizerKind::Adam,
+        }
+    }
+}
+
+/// `--select`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum SelectArg {
+    Last,
+    BestTargetVal,
+}
+
+impl From<SelectArg> for SelectCheckpoint {
+    fn from(s: SelectArg) -> SelectCheckpoint {
+        match s {
+            SelectArg::Last => SelectCheckpoint::Last,
+            SelectArg::BestTargetVal => SelectCheckpoint::BestTargetVal,
+        }
+    }
 }
 
 struct Task {
@@ -91,6 +143,11 @@ pub fn run(args: Args, global: Global) -> anyhow::Result<ExitStatus> {
     };
     config.iterations = args.iterations.unwrap_or(config.iterations);
     config.batch = args.batch.unwrap_or(config.batch);
+    config.optimizer = args.optimizer.map_or(config.optimizer, Into::into);
+    config.lr = args.lr.unwrap_or(config.lr);
+    config.tumour_fraction = args.tumour_fraction.unwrap_or(config.tumour_fraction);
+    config.validate_every = args.validate_every.unwrap_or(config.validate_every);
+    config.validate()?;
     let text =
         std::fs::read_to_string(&args.selection).with_context(|| format!("reading {}", args.selection.display()))?;
     let selection: Selection =
@@ -102,7 +159,7 @@ pub fn run(args: Args, global: Global) -> anyhow::Result<ExitStatus> {
     let state = AdaptState {
         selection: selection.clone(),
         target: args.centre.clone(),
-        schedule: config.schedule(),
+        schedule: config.schedule(args.select.into()),
     };
     let plan = strategy.plan(&state);
     train::check_supported(&plan)?;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use delinea::device::{self, DeviceRequest};
-use delinea::experiment::{self, demo, Event, Experiment, ExperimentConfig, Report};
+use delinea::experiment::{self, demo, Event, Experiment, ExperimentConfig, Report, Workers};
 
 use super::query::{AggregateArg, UnitArg};
 use super::{print_json, ExitStatus, Global};
@@ -89,6 +89,14 @@ struct OutputArgs {
     /// Compute device: auto, cpu, cuda or cuda:N.
     #[arg(long, default_value = "auto")]
     device: DeviceRequest,
+    /// Runs adapted and evaluated side by side, each in a worker process of its own (default:
+    /// on the CPU one per core, on a GPU 1). The source model and the queries use every thread.
+    #[arg(long, value_name = "N")]
+    jobs: Option<usize>,
+    /// Threads of each run (default: the cores shared among the jobs). A run's numbers depend
+    /// on its thread count only, not on --jobs.
+    #[arg(long, value_name = "T")]
+    threads: Option<usize>,
     /// Print a training progress line every N iterations (0: none).
     #[arg(long, default_value_t = 100, value_name = "N")]
     log_every: usize,
@@ -121,14 +129,15 @@ fn config(args: &ExperimentArgs) -> anyhow::Result<ExperimentConfig> {
 }
 
 pub fn run_experiment(args: ExperimentArgs, global: Global) -> anyhow::Result<ExitStatus> {
+    let device = device::resolve(args.output.device)?;
     let experiment = Experiment {
         manifest: args.manifest.clone(),
         source: args.source.clone(),
         targets: args.targets.clone(),
         config: config(&args)?,
         out: args.out.clone(),
+        workers: workers(&args.output, device)?,
     };
-    let device = device::resolve(args.output.device)?;
     let mut printer = Printer::new(global.quiet, args.output.log_every);
     let report = experiment::run(&experiment, device, &mut |e| printer.event(e))?;
     finish(&report, &args.output, global, printer.start)
@@ -137,8 +146,28 @@ pub fn run_experiment(args: ExperimentArgs, global: Global) -> anyhow::Result<Ex
 pub fn run_demo(args: DemoArgs, global: Global) -> anyhow::Result<ExitStatus> {
     let device = device::resolve(args.output.device)?;
     let mut printer = Printer::new(global.quiet, args.output.log_every);
-    let report = demo::run(&args.out, args.seed, device, &mut |e| printer.event(e))?;
+    let workers = workers(&args.output, device)?;
+    let report = demo::run(&args.out, args.seed, device, workers, &mut |e| printer.event(e))?;
     finish(&report, &args.output, global, printer.start)
+}
+
+/// `--jobs` and `--threads`, served by this executable.
+fn workers(output: &OutputArgs, device: device::Device) -> anyhow::Result<Workers> {
+    let jobs = output.jobs.unwrap_or(match device {
+        device::Device::Cpu => rayon::current_num_threads(),
+        device::Device::Cuda { .. } => 1,
+    });
+    anyhow::ensure!(jobs > 0, "--jobs must be at least 1");
+    anyhow::ensure!(output.threads != Some(0), "--threads must be at least 1");
+    let program = std::env::current_exe().ok();
+    Ok(Workers::new(jobs, output.threads, program))
+}
+
+/// `delinea experiment-worker`: serves the runs an experiment hands it over stdin and stdout.
+pub fn run_worker() -> anyhow::Result<ExitStatus> {
+    let stdout = std::io::stdout();
+    experiment::serve_worker(std::io::stdin().lock(), stdout.lock())?;
+    Ok(ExitStatus::Success)
 }
 
 /// The summary line, then the table (or the JSON report); exit 1 when a case could not be
@@ -172,12 +201,12 @@ fn finish(report: &Report, output: &OutputArgs, global: Global, start: Instant) 
     })
 }
 
-/// Turns [`Event`]s into progress lines on stderr.
+/// Turns [`Event`]s into progress lines on stderr, each run's lines labelled with its domain
+/// and method (several may run side by side).
 struct Printer {
     quiet: bool,
     log_every: usize,
     start: Instant,
-    run: String,
 }
 
 impl Printer {
@@ -186,7 +215,6 @@ impl Printer {
             quiet,
             log_every,
             start: Instant::now(),
-            run: String::new(),
         }
     }
 
@@ -208,7 +236,10 @@ impl Printer {
                 duration(*seconds),
                 best_val_dsc.map_or("n/a".into(), |d| format!("{d:.3}"))
             ),
-            Event::Training { step, .. } => super::progress::print_event(step, self.log_every),
+            Event::Training { run, step } => {
+                let label = run.as_ref().map_or(String::new(), |(d, m)| format!("{d} {m}: "));
+                super::progress::print_labelled_event(&label, step, self.log_every)
+            }
             Event::References {
                 reused,
                 points,
@@ -232,18 +263,18 @@ impl Printer {
                 method,
                 index,
                 total,
-            } => {
-                self.run = format!("[{index}/{total}] {domain} {method}");
-                eprintln!(
-                    "{}: running ({} elapsed)",
-                    self.run,
-                    duration(self.start.elapsed().as_secs_f64())
-                );
-            }
-            Event::Step { step, seconds, .. } => eprintln!("{}: {step} took {}", self.run, duration(*seconds)),
-            Event::RunFinished { marker, .. } => eprintln!(
-                "{}: done, median DSC {} over {} test cases, {} failures",
-                self.run,
+            } => eprintln!(
+                "[{index}/{total}] {domain} {method}: running ({} elapsed)",
+                duration(self.start.elapsed().as_secs_f64())
+            ),
+            Event::Step {
+                domain,
+                method,
+                step,
+                seconds,
+            } => eprintln!("{domain} {method}: {step} took {}", duration(*seconds)),
+            Event::RunFinished { domain, method, marker } => eprintln!(
+                "{domain} {method}: done, median DSC {} over {} test cases, {} failures",
                 marker.median_dsc.map_or("n/a".into(), |d| format!("{d:.3}")),
                 marker.cases,
                 marker.failures

@@ -63,6 +63,9 @@ enum Command {
     Demo(experiment::DemoArgs),
     /// Show which compute device `--device auto|cpu|cuda[:N]` resolves to here.
     Device(device::Args),
+    /// Serve an experiment's runs over stdin and stdout (started by `experiment --jobs N`).
+    #[command(hide = true)]
+    ExperimentWorker,
 }
 
 /// How a run ended (README "Exit codes").
@@ -113,6 +116,7 @@ pub fn main() -> ExitCode {
         Command::Adapt(a) => adapt::run(a, global),
         Command::Experiment(a) => experiment::run_experiment(a, global),
         Command::Demo(a) => experiment::run_demo(a, global),
+        Command::ExperimentWorker => experiment::run_worker(),
     };
     match result {
         Ok(status) => status.into(),

@@ -48,6 +48,10 @@ pub struct Args {
     /// Include the STDR slice descriptors in predictions.json.
     #[arg(long)]
     descriptors: bool,
+    /// Cells per side of the descriptor's grid (with --descriptors; the slice size must be a
+    /// multiple).
+    #[arg(long, default_value_t = 16)]
+    grid: usize,
     /// Slices per forward pass.
     #[arg(long, default_value_t = 16)]
     batch: usize,
@@ -234,7 +238,17 @@ pub fn run(args: Args, global: Global) -> anyhow::Result<ExitStatus> {
         anyhow::bail!("--batch must be at least 1");
     }
     // Check the checkpoint before reading any input (a clear error naming the folder).
-    checkpoint::load_card(&args.model)?;
+    let card = checkpoint::load_card(&args.model)?;
+    let descriptor = DescriptorConfig {
+        grid: args.grid,
+        ..DescriptorConfig::default()
+    };
+    if args.descriptors {
+        let size = card.preprocessing.slice_size;
+        descriptor.kernel(size).map_err(|reason| {
+            anyhow::anyhow!("--grid for {} ({size} × {size} slices): {reason}", args.model.display())
+        })?;
+    }
     let inputs = inputs(&args)?;
     let device = device::resolve(args.device)?;
     std::fs::create_dir_all(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
@@ -249,7 +263,7 @@ pub fn run(args: Args, global: Global) -> anyhow::Result<ExitStatus> {
             batch: args.batch,
             mc_samples: args.mc,
             reduction: args.reduction,
-            descriptor: args.descriptors.then(DescriptorConfig::default),
+            descriptor: args.descriptors.then_some(descriptor),
             seed: args.seed,
             // On the CPU, one concurrent part of each batch per thread (UNet2d::forward_in_parts).
             parts: if device == device::Device::Cpu {

@@ -115,6 +115,12 @@ impl Training {
 /// The plain line of a training event: a step every `every` iterations (0: none) and the last,
 /// and every validation.
 pub(super) fn print_event(e: &Event, every: usize) {
+    print_labelled_event("", e, every);
+}
+
+/// [`print_event`] with `label` before the line (which run it belongs to, when several run
+/// side by side).
+pub(super) fn print_labelled_event(label: &str, e: &Event, every: usize) {
     let show = match e {
         Event::Step {
             iteration, iterations, ..
@@ -122,7 +128,7 @@ pub(super) fn print_event(e: &Event, every: usize) {
         Event::Validation { .. } => true,
     };
     if show {
-        eprintln!("{}", event_line(e));
+        eprintln!("{label}{}", event_line(e));
     }
 }
 

@@ -7,10 +7,11 @@ use burn::tensor::backend::AutodiffBackend;
 use delinea::dataset::{CaseEntry, Manifest, Split};
 use delinea::device::{self, BackendTask, DeviceRequest};
 use delinea::infer::DescriptorConfig;
-use delinea::model::checkpoint;
+use delinea::model::checkpoint::{self, ModelCard};
 use delinea::strategy::query::{
     self, build_pool, Aggregate, Budget, CandidatePool, PoolOptions, QueryOptions, References, Unit,
 };
+use delinea::train::Augmentation;
 
 use super::{print_json, ExitStatus, Global};
 
@@ -39,6 +40,14 @@ pub struct ReferenceArgs {
     /// tumour). Queries against these references use the same.
     #[arg(long, default_value_t = 0)]
     descriptor_channel: usize,
+    /// Cells per side of the descriptor's max-pooling grid (grid × grid values; the slice size
+    /// must be a multiple). 16, the paper's 16 × 16 at any slice size.
+    #[arg(long, default_value_t = 16)]
+    grid: usize,
+    /// Describe augmented slices (the model's training augmentation), as the paper's code does;
+    /// default: the slices as they are. Queries against these references do the same.
+    #[arg(long)]
+    augment_descriptors: bool,
     /// Compute device.
     #[arg(long, default_value = "auto")]
     device: DeviceRequest,
@@ -182,12 +191,30 @@ fn pool(
     )?
 }
 
+/// Refuses a descriptor grid that does not divide the model's slices.
+fn check_grid(descriptor: &DescriptorConfig, card: &ModelCard, model: &Path) -> anyhow::Result<()> {
+    let size = card.preprocessing.slice_size;
+    descriptor
+        .kernel(size)
+        .map(|_| ())
+        .map_err(|reason| anyhow::anyhow!("descriptor for {} ({size} × {size} slices): {reason}", model.display()))
+}
+
+/// The augmentation the model was trained with (the default when its card does not say).
+fn training_augmentation(card: &ModelCard) -> Augmentation {
+    card.training
+        .as_ref()
+        .map(|t| t.config.augmentation.clone())
+        .unwrap_or_default()
+}
+
 pub fn run_reference(args: ReferenceArgs, global: Global) -> anyhow::Result<ExitStatus> {
     let needs = query::Needs {
         stdr: true,
         ..Default::default()
     };
-    let classes = checkpoint::load_card(&args.model)?.architecture.classes;
+    let card = checkpoint::load_card(&args.model)?;
+    let classes = card.architecture.classes;
     anyhow::ensure!(
         args.descriptor_channel < classes,
         "--descriptor-channel {} is not one of {}'s {classes} classes",
@@ -196,11 +223,15 @@ pub fn run_reference(args: ReferenceArgs, global: Global) -> anyhow::Result<Exit
     );
     let descriptor = DescriptorConfig {
         channel: args.descriptor_channel,
+        grid: args.grid,
+        augment: args.augment_descriptors,
         ..Default::default()
     };
+    check_grid(&descriptor, &card, &args.model)?;
     let options = PoolOptions {
         needs,
         descriptor,
+        augmentation: training_augmentation(&card),
         ..Default::default()
     };
     let pool = pool(&args.model, &args.manifest, &args.centres, args.device, options)?;
@@ -229,11 +260,17 @@ pub fn run_query(args: QueryArgs, global: Global) -> anyhow::Result<ExitStatus> 
         (None, true) => anyhow::bail!("strategy {} needs source reference points: --refs FILE", args.strategy),
         (None, false) => None,
     };
+    let card = checkpoint::load_card(&args.model)?;
+    let descriptor = refs.as_ref().map(|r| r.descriptor).unwrap_or_default();
+    if needs.stdr || needs.features {
+        check_grid(&descriptor, &card, &args.model)?;
+    }
     let options = PoolOptions {
         needs,
         mc_samples: args.mc,
         seed: args.seed,
-        descriptor: refs.as_ref().map(|r| r.descriptor).unwrap_or_default(),
+        descriptor,
+        augmentation: training_augmentation(&card),
         ..Default::default()
     };
     let pool = pool(&args.model, &args.manifest, &args.centres, args.device, options)?;

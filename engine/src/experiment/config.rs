@@ -8,8 +8,9 @@ use serde::{Deserialize, Serialize};
 
 use super::Error;
 use crate::infer::DescriptorConfig;
+use crate::strategy::adapt::{Schedule, SelectCheckpoint};
 use crate::strategy::query::{self, Aggregate, Budget, Unit};
-use crate::train::TrainConfig;
+use crate::train::{OptimizerKind, TrainConfig};
 
 /// Everything an experiment needs besides its data and its list of target domains.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -40,8 +41,9 @@ pub struct ExperimentConfig {
     pub seed: u64,
 }
 
-/// How the source model is adapted to a target (the optimiser and the rest of the training
-/// details are the source config's).
+/// How the source model is adapted to a target: its own length, sampling, optimiser and
+/// checkpoint selection, defaulting to the paper's code (`train_single_center_finetune.py`);
+/// momentum, weight decay, poly power and augmentation are the source config's.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct AdaptationConfig {
@@ -49,8 +51,21 @@ pub struct AdaptationConfig {
     pub iterations: usize,
     /// Slices per batch. 32.
     pub batch: usize,
+    /// Optimiser. `sgd` (the reference code's; it mentions Adam at lr 1e-4 as the alternative).
+    pub optimizer: OptimizerKind,
     /// Base learning rate (poly decay). 0.03.
     pub lr: f64,
+    /// Fraction of each batch drawn from slices whose labels (true or pseudo) hold tumour, the
+    /// rest uniformly. 0: uniform, as the reference code (the source's setting is not copied).
+    pub tumour_fraction: f64,
+    /// Which weights each label-using adaptation keeps: `best_target_val` (the paper's protocol:
+    /// the best median DSC on the domain's validation split, whose labels the hospital must
+    /// draw too) or `last` (only the selection's labels are used). Label-free adaptations
+    /// (Tent, AdaBN) always keep the last. `best_target_val`.
+    pub select: SelectCheckpoint,
+    /// Steps between validations when selecting on the target's validation split. 100 (the
+    /// reference's).
+    pub validate_every: usize,
 }
 
 impl Default for AdaptationConfig {
@@ -58,7 +73,11 @@ impl Default for AdaptationConfig {
         AdaptationConfig {
             iterations: 16_000,
             batch: 32,
+            optimizer: OptimizerKind::Sgd,
             lr: 0.03,
+            tumour_fraction: 0.0,
+            select: SelectCheckpoint::BestTargetVal,
+            validate_every: 100,
         }
     }
 }
@@ -72,7 +91,7 @@ pub struct ReferenceConfig {
     /// Lloyd iterations. 20.
     pub iterations: usize,
     /// How the STDR descriptors are computed, at the source and the targets alike (METHOD.md
-    /// step 4: softmax channel 0, the background, as the paper's code; max-pool 16).
+    /// step 4: softmax channel 0, the background, as the paper's code; a 16 × 16 grid).
     pub descriptor: DescriptorConfig,
 }
 
@@ -136,6 +155,22 @@ impl ExperimentConfig {
         if !(a.lr.is_finite() && a.lr > 0.0) {
             return bad("adaptation.lr", format!("must be > 0, found {}", a.lr));
         }
+        if !(0.0..=1.0).contains(&a.tumour_fraction) {
+            return bad(
+                "adaptation.tumour_fraction",
+                format!("must be in [0, 1], found {}", a.tumour_fraction),
+            );
+        }
+        if a.validate_every == 0 {
+            return bad("adaptation.validate_every", "must be at least 1".into());
+        }
+        let size = self.source.preprocessing.slice_size;
+        if let Err(reason) = self.references.descriptor.kernel(size) {
+            return bad(
+                "references.descriptor",
+                format!("at source.preprocessing.slice_size {size}: {reason}"),
+            );
+        }
         if self.references.k == 0 {
             return bad("references.k", "must be at least 1".into());
         }
@@ -159,15 +194,26 @@ impl ExperimentConfig {
     }
 
     /// The training config of an adaptation: the source's, with the adaptation's iterations,
-    /// batch, learning rate and the experiment's seed.
+    /// batch, optimiser, learning rate, sampling and validation interval, and the experiment's
+    /// seed.
     pub fn adaptation_training(&self) -> TrainConfig {
+        let a = &self.adaptation;
         TrainConfig {
-            iterations: self.adaptation.iterations,
-            batch: self.adaptation.batch,
-            lr: self.adaptation.lr,
+            iterations: a.iterations,
+            batch: a.batch,
+            optimizer: a.optimizer,
+            lr: a.lr,
+            tumour_fraction: a.tumour_fraction,
+            validate_every: a.validate_every,
             seed: self.seed,
             ..self.source.clone()
         }
+    }
+
+    /// The schedule adaptation plans start from ([`ExperimentConfig::adaptation_training`]'s,
+    /// keeping the weights `adaptation.select` says).
+    pub fn adaptation_schedule(&self) -> Schedule {
+        self.adaptation_training().schedule(self.adaptation.select)
     }
 
     /// How to build a query pool that serves strategies needing `needs` (MC samples, batch
@@ -179,6 +225,7 @@ impl ExperimentConfig {
             batch: self.source.inference_batch,
             seed: self.seed,
             descriptor: self.references.descriptor,
+            augmentation: self.source.augmentation.clone(),
             ..query::PoolOptions::default()
         }
     }
@@ -193,6 +240,12 @@ mod tests {
         let c: ExperimentConfig =
             serde_json::from_str(r#"{"adaptation": {"iterations": 5}, "budget": "10%", "unit": "volume"}"#).unwrap();
         assert_eq!((c.adaptation.iterations, c.adaptation.batch), (5, 32));
+        let s = c.adaptation_schedule();
+        assert_eq!(
+            (s.optimizer, s.lr, s.select, s.validate_every),
+            (OptimizerKind::Sgd, 0.03, SelectCheckpoint::BestTargetVal, 100),
+            "the reference code's: SGD 0.03, the best target-validation checkpoint every 100 steps"
+        );
         assert_eq!((c.unit, c.references.k), (Unit::Volume, 40));
         c.validate().unwrap();
         assert_eq!(c.adaptation_training().iterations, 5);
@@ -211,6 +264,16 @@ mod tests {
             serde_json::from_str(r#"{"references": {"descriptor": {"channel": 1}}}"#).unwrap();
         tumour.validate().unwrap();
         assert_eq!(tumour.pool_options(query::Needs::default()).descriptor.channel, 1);
+        let mut coarse = tumour.clone();
+        coarse.references.descriptor.grid = 12;
+        let e = coarse.validate().unwrap_err().to_string();
+        assert!(e.contains("references.descriptor") && e.contains("256 × 256"), "{e}");
+        coarse.references.descriptor.grid = 8;
+        coarse.validate().unwrap();
+        let old: Result<ExperimentConfig, _> =
+            serde_json::from_str(r#"{"references": {"descriptor": {"channel": 0, "pool": 16}}}"#);
+        let e = old.unwrap().validate().unwrap_err().to_string();
+        assert!(e.contains("\"grid\": 16"), "what to write instead: {e}");
         let mut no_such = tumour;
         no_such.references.descriptor.channel = 2;
         let e = no_such.validate().unwrap_err().to_string();

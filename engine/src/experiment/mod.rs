@@ -21,6 +21,7 @@
 mod config;
 pub mod demo;
 mod evaluate;
+pub mod labelled;
 mod plan;
 mod runner;
 pub mod stats;
@@ -28,16 +29,18 @@ pub mod store;
 pub mod table;
 #[cfg(test)]
 mod tests;
+mod workers;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use config::{AdaptationConfig, ExperimentConfig, ReferenceConfig};
 pub use plan::{Domain, Method, Plan};
 pub use store::Store;
 pub use table::Results;
+pub use workers::{serve as serve_worker, WorkerSpec, Workers};
 
 use crate::dataset::{Manifest, Split};
 use crate::device::{self, Device};
@@ -187,6 +190,33 @@ pub enum Error {
     /// A value could not be turned into JSON.
     #[error("JSON: {0}")]
     Json(serde_json::Error),
+    /// A run failed in (or could not be handed to) a worker.
+    #[error("run {domain} {method}: {reason}")]
+    Worker {
+        /// The run's domain id (empty when no run was in hand).
+        domain: String,
+        /// The run's method id.
+        method: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// A worker process failed, or was given something it cannot read.
+    #[error("worker: {reason}")]
+    WorkerFailed {
+        /// What went wrong, as the worker said it.
+        reason: String,
+    },
+    /// A worker's thread pool could not be built.
+    #[error("{0}")]
+    Threads(String),
+    /// A unit names a domain or method that is not in the plan.
+    #[error("no run {domain} {method} in this experiment")]
+    UnknownUnit {
+        /// The domain id.
+        domain: String,
+        /// The method id.
+        method: String,
+    },
 }
 
 /// What to run: the data, the domains, the config and where results go.
@@ -202,10 +232,14 @@ pub struct Experiment {
     pub config: ExperimentConfig,
     /// The output folder (resumable).
     pub out: PathBuf,
+    /// How the runs are computed: one at a time in this process, or side by side in worker
+    /// processes.
+    pub workers: Workers,
 }
 
-/// Progress of an experiment, sent to the callback of [`run`].
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// Progress of an experiment, sent to the callback of [`run`] (and, as JSON lines, from a
+/// worker process to the experiment that started it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Event {
     /// The demo's cohort was written, or found from an earlier run.
@@ -266,7 +300,7 @@ pub enum Event {
         /// Method id.
         method: String,
         /// The step.
-        step: &'static str,
+        step: String,
         /// Seconds spent.
         seconds: f64,
     },
@@ -329,6 +363,15 @@ pub fn run(experiment: &Experiment, device: Device, progress: &mut dyn FnMut(&Ev
     let task = runner::Task {
         plan: &plan,
         store: &store,
+        workers: &experiment.workers,
+        spec: WorkerSpec {
+            manifest: experiment.manifest.clone(),
+            source: experiment.source.clone(),
+            targets: experiment.targets.clone(),
+            config: experiment.config.clone(),
+            out: experiment.out.clone(),
+            device: device.to_string(),
+        },
         progress,
     };
     let counts = device::run_on(device, task)??;
@@ -344,7 +387,8 @@ pub fn run(experiment: &Experiment, device: Device, progress: &mut dyn FnMut(&Ev
     })
 }
 
-/// Reads every run's per-case table and writes the experiment's four output files.
+/// Reads every run's per-case table (and each query's selection) and writes the experiment's
+/// five output files.
 fn write_outputs(plan: &Plan, store: &Store) -> Result<Results, Error> {
     let mut domains = Vec::new();
     let mut pooled = Vec::new();
@@ -355,7 +399,9 @@ fn write_outputs(plan: &Plan, store: &Store) -> Result<Results, Error> {
             .map(|m| Ok((m.clone(), crate::metrics::read_results(&store.run_cases(d, m))?)))
             .collect::<Result<Vec<(Method, ResultsTable)>, Error>>()?;
         let pairs = stats::comparison_pairs(&plan.methods, |m| plan.stdr_partner(m));
-        domains.push(stats::domain_result(d, &runs, &pairs)?);
+        let mut result = stats::domain_result(d, &runs, &pairs)?;
+        labelled_slices(plan, store, d, &mut result)?;
+        domains.push(result);
         pooled.push((d.id.clone(), runs));
     }
     let rows: Vec<(String, &Method, &ResultsTable)> = pooled
@@ -365,6 +411,8 @@ fn write_outputs(plan: &Plan, store: &Store) -> Result<Results, Error> {
     let results = Results {
         format: "delinea-experiment-results",
         format_version: 1,
+        delinea: crate::VERSION,
+        commit: crate::COMMIT,
         source: plan.source.clone(),
         budget: plan.config.budget.clone(),
         unit: plan.config.unit,
@@ -377,7 +425,41 @@ fn write_outputs(plan: &Plan, store: &Store) -> Result<Results, Error> {
     store::write_json(&root.join("results.json"), &results)?;
     write_text(&root.join("table.md"), &table::markdown(&results))?;
     write_text(&root.join("table.csv"), &table::table_csv(&results.domains))?;
+    write_text(&root.join(SUMMARY_FILE), &table::summary(&results))?;
     Ok(results)
+}
+
+/// The experiment's short summary (`summary.md`), in the form the README shows the demo's.
+pub const SUMMARY_FILE: &str = "summary.md";
+
+/// Fills in what each query run of `domain` labelled, the tumour share of its pool and, when
+/// checkpoints were picked on the validation split, how many labelled volumes that took.
+fn labelled_slices(plan: &Plan, store: &Store, domain: &Domain, result: &mut stats::DomainResult) -> Result<(), Error> {
+    let train = labelled::TumourSlices::load(&plan.manifest, domain, Split::Train)?;
+    result.pool = Some(train.pool());
+    for (method, r) in plan.methods.iter().zip(&mut result.methods) {
+        if method.query.is_none() {
+            continue;
+        }
+        let path = store.run_dir(domain, method).join("selection.json");
+        let text = std::fs::read_to_string(&path).map_err(|source| Error::Io {
+            path: path.clone(),
+            source,
+        })?;
+        let selection: crate::strategy::query::Selection = serde_json::from_str(&text).map_err(|e| Error::Table {
+            path,
+            reason: format!("not a selection: {e}"),
+        })?;
+        r.labelled = Some(train.labelled(&selection));
+    }
+    if plan.config.adaptation.select == crate::strategy::adapt::SelectCheckpoint::BestTargetVal {
+        let val = labelled::TumourSlices::load(&plan.manifest, domain, Split::Val)?;
+        result.validation = Some(stats::ValidationLabels {
+            volumes: val.volumes(),
+            slices: val.pool(),
+        });
+    }
+    Ok(())
 }
 
 fn write_text(path: &Path, text: &str) -> Result<(), Error> {

@@ -145,6 +145,16 @@ impl Plan {
         })
     }
 
+    /// The domain and method of a run, by their ids.
+    pub fn unit(&self, domain: &str, method: &str) -> Result<(&Domain, &Method), Error> {
+        let d = self.domains.iter().find(|d| d.id == domain);
+        let m = self.methods.iter().find(|m| m.id() == method);
+        d.zip(m).ok_or_else(|| Error::UnknownUnit {
+            domain: domain.into(),
+            method: method.into(),
+        })
+    }
+
     /// What the query pool of a domain must hold for every query strategy of the plan.
     pub fn needs(&self) -> Result<Needs, Error> {
         let mut needs = Needs::default();
@@ -288,7 +298,7 @@ fn check_adaptation(name: &str, config: &ExperimentConfig) -> Result<bool, Error
     let state = AdaptState {
         selection: no_selection(),
         target: String::new(),
-        schedule: config.adaptation_training().schedule(),
+        schedule: config.adaptation_schedule(),
     };
     let plan = adapt::by_name(name)?.plan(&state);
     train::check_supported(&plan)?;

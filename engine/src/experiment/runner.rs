@@ -1,31 +1,41 @@
-//! Working through a [`Plan`] on one backend: the source model and its reference points
-//! (trained or reused), then each domain's runs in plan order, each recorded on disk when
-//! finished. A domain's query pool is built once, with everything its queries need, and only
-//! when one of its query runs is still to do.
+//! Working through a [`Plan`] on one backend, in two phases:
+//! 1. in this process, with every thread: the source model and its reference points (trained
+//!    or reused), then each domain's query pool (built once, with everything its queries need,
+//!    and only when one of its query runs is still to do) and the selection of every run still
+//!    to do, written into its folder;
+//! 2. the runs' adaptation and evaluation ([`Unit`]s), each recorded on disk when finished, by
+//!    the [`super::workers`]: in this process, or in worker processes side by side.
+//!
+//! A unit depends only on the source model, its selection and the settings (every random
+//! choice is seeded from the config), so its results do not depend on which worker ran it, in
+//! which order, or beside what.
 
 use std::path::Path;
 use std::time::Instant;
 
 use burn::tensor::backend::AutodiffBackend;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::evaluate::Scorer;
 use super::plan::no_selection;
 use super::store::{create_dir, write_json, RunMarker, StepSeconds};
-use super::{Domain, Error, Event, Method, Plan, Store};
+use super::{workers, Domain, Error, Event, Method, Plan, Store, WorkerSpec, Workers};
 use crate::dataset::Split;
 use crate::device::BackendTask;
 use crate::metrics::{self, stats, CaseResult, CaseStatus};
 use crate::model::checkpoint::{self, ModelCard};
 use crate::model::UNet2d;
 use crate::strategy::adapt::{self, AdaptState};
-use crate::strategy::query::{self, build_pool, CandidatePool, QueryOptions, References, Selection, Unit};
+use crate::strategy::query::{self, build_pool, CandidatePool, QueryOptions, References, Selection, Unit as RowUnit};
 use crate::train::{self, AdaptInputs, Trainer, TrainingData};
 
 /// The whole experiment as one [`BackendTask`].
 pub(super) struct Task<'a> {
     pub plan: &'a Plan,
     pub store: &'a Store,
+    pub workers: &'a Workers,
+    pub spec: WorkerSpec,
     pub progress: &'a mut dyn FnMut(&Event),
 }
 
@@ -37,53 +47,78 @@ pub(super) struct Counts {
     pub source_reused: bool,
 }
 
+/// One run's adaptation and evaluation, its selection already written.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(super) struct Unit {
+    /// The domain id.
+    pub domain: String,
+    /// The method id.
+    pub method: String,
+    /// 1-based position among all runs of the plan.
+    pub index: usize,
+    /// Runs in the plan.
+    pub total: usize,
+    /// Seconds its selection took in phase 1.
+    pub query_seconds: f64,
+}
+
 impl BackendTask for Task<'_> {
     type Output = Result<Counts, Error>;
 
     fn run<B: AutodiffBackend>(self, device: B::Device) -> Self::Output {
-        let mut runner = Runner::<B> {
+        let context = Context::<B> {
             plan: self.plan,
             store: self.store,
             device,
+            spec: self.spec,
+        };
+        let mut runner = Runner {
+            context: &context,
             progress: self.progress,
             references: None,
             last_pool: None,
-            index: 0,
             counts: Counts::default(),
         };
         runner.source()?;
         runner.references()?;
-        for domain in &self.plan.domains {
-            runner.domain(domain)?;
-        }
-        Ok(runner.counts)
+        let units = runner.selections()?;
+        let mut counts = runner.counts;
+        counts.ran = units.len();
+        workers::run(&context, units, self.workers, runner.progress)?;
+        Ok(counts)
     }
 }
 
-struct Runner<'a, B: AutodiffBackend> {
-    plan: &'a Plan,
-    store: &'a Store,
-    device: B::Device,
-    progress: &'a mut dyn FnMut(&Event),
+/// What every unit reads: the plan, the folder, the device; and what a worker process is told.
+pub(super) struct Context<'a, B: AutodiffBackend> {
+    pub plan: &'a Plan,
+    pub store: &'a Store,
+    pub device: B::Device,
+    pub spec: WorkerSpec,
+}
+
+/// Phase 1.
+struct Runner<'a, 'p, B: AutodiffBackend> {
+    context: &'a Context<'a, B>,
+    progress: &'p mut dyn FnMut(&Event),
     /// The source reference points, when a query needs them.
     references: Option<References>,
     /// The last domain's query pool with its cases' ids: rater domains of one centre share it.
     last_pool: Option<(Vec<String>, CandidatePool)>,
-    /// Runs handled so far.
-    index: usize,
     counts: Counts,
 }
 
-impl<B: AutodiffBackend> Runner<'_, B> {
+impl<B: AutodiffBackend> Runner<'_, '_, B> {
     fn emit(&mut self, event: Event) {
         (self.progress)(&event);
     }
 
     /// Reuses the source model when it was trained with today's settings, else trains it.
     fn source(&mut self) -> Result<(), Error> {
+        let (plan, store) = (self.context.plan, self.context.store);
         let start = Instant::now();
-        if self.store.source_finished() {
-            checkpoint::load_card(&self.store.source_model())?;
+        if store.source_finished() {
+            checkpoint::load_card(&store.source_model())?;
             self.counts.source_reused = true;
             let seconds = start.elapsed().as_secs_f64();
             self.emit(Event::Source {
@@ -93,28 +128,23 @@ impl<B: AutodiffBackend> Runner<'_, B> {
             });
             return Ok(());
         }
-        let config = &self.plan.config.source;
-        let data = TrainingData::load(
-            &self.plan.manifest,
-            std::slice::from_ref(&self.plan.source),
-            None,
-            config,
-        )?;
+        let config = &plan.config.source;
+        let data = TrainingData::load(&plan.manifest, std::slice::from_ref(&plan.source), None, config)?;
         self.emit(Event::SourceStarted {
             slices: data.train.len(),
         });
-        let trainer = Trainer::<B>::new(config.clone(), self.device.clone())?;
+        let trainer = Trainer::<B>::new(config.clone(), self.context.device.clone())?;
         let progress = &mut *self.progress;
-        let (_, log) = trainer.fit(&data, &self.store.source_model(), |e| {
+        let (_, log) = trainer.fit(&data, &store.source_model(), |e| {
             progress(&Event::Training {
                 run: None,
                 step: e.clone(),
             })
         })?;
-        write_json(&self.store.source_dir().join("training-log.json"), &log)?;
+        write_json(&store.source_dir().join("training-log.json"), &log)?;
         let summary = json!({"best_val_dsc": log.best_val_dsc, "best_iteration": log.best_iteration,
             "wall_seconds": log.wall_seconds});
-        self.store.finish_source(summary)?;
+        store.finish_source(summary)?;
         self.emit(Event::Source {
             reused: false,
             best_val_dsc: log.best_val_dsc,
@@ -123,19 +153,14 @@ impl<B: AutodiffBackend> Runner<'_, B> {
         Ok(())
     }
 
-    /// The checkpoint in `dir`, in evaluation mode (no autodiff), with its card.
-    fn load(&self, dir: &Path) -> Result<(UNet2d<B::InnerBackend>, ModelCard), Error> {
-        Ok(checkpoint::load::<B::InnerBackend>(dir, &self.device)?)
-    }
-
     /// Computes the reference points (or reads them when the source model was reused), when
     /// a query needs them.
     fn references(&mut self) -> Result<(), Error> {
-        if !self.plan.needs()?.stdr {
+        if !self.context.plan.needs()?.stdr {
             return Ok(());
         }
         let start = Instant::now();
-        let path = self.store.references();
+        let path = self.context.store.references();
         let reused = self.counts.source_reused && path.is_file();
         let refs = if reused {
             References::load(&path)?
@@ -157,8 +182,9 @@ impl<B: AutodiffBackend> Runner<'_, B> {
 
     /// K-means over the descriptors of the source's training slices (METHOD.md step 5).
     fn compute_references(&self) -> Result<References, Error> {
-        let (model, card) = self.load(&self.store.source_model())?;
-        let (plan, r) = (self.plan, &self.plan.config.references);
+        let (model, card) = self.context.load(&self.context.store.source_model())?;
+        let plan = self.context.plan;
+        let r = &plan.config.references;
         let cases: Vec<_> = (plan.manifest.cases().iter())
             .filter(|c| c.centre == plan.source && c.split == Split::Train)
             .collect();
@@ -178,67 +204,123 @@ impl<B: AutodiffBackend> Runner<'_, B> {
         ))
     }
 
-    /// Every run of `domain`; finished ones are skipped (unless the source model was trained
-    /// now, which makes them stale).
-    fn domain(&mut self, domain: &Domain) -> Result<(), Error> {
-        let total = self.plan.domains.len() * self.plan.methods.len();
-        let ids: Vec<String> = (domain.cases(&self.plan.manifest, Split::Train).iter())
-            .map(|c| c.id.clone())
-            .collect();
-        let mut pool = match self.last_pool.take() {
-            Some((cases, pool)) if cases == ids => Some(pool),
-            _ => None,
-        };
-        for method in &self.plan.methods {
-            self.index += 1;
-            let (d, m, index) = (domain.id.clone(), method.id(), self.index);
-            let finished = self.store.finished_run(domain, method);
-            if finished.is_some() && self.counts.source_reused {
-                self.counts.skipped += 1;
-                self.emit(Event::RunSkipped {
+    /// The units still to run, in plan order, each query run's selection written first.
+    /// Finished runs are skipped (unless the source model was trained now, which makes them
+    /// stale).
+    fn selections(&mut self) -> Result<Vec<Unit>, Error> {
+        let plan = self.context.plan;
+        let total = plan.domains.len() * plan.methods.len();
+        let mut units = Vec::new();
+        for domain in &plan.domains {
+            let ids: Vec<String> = (domain.cases(&plan.manifest, Split::Train).iter())
+                .map(|c| c.id.clone())
+                .collect();
+            let mut pool = match self.last_pool.take() {
+                Some((cases, pool)) if cases == ids => Some(pool),
+                _ => None,
+            };
+            for method in &plan.methods {
+                let (d, m, index) = (domain.id.clone(), method.id(), units.len() + self.counts.skipped + 1);
+                let finished = self.context.store.finished_run(domain, method);
+                if finished.is_some() && self.counts.source_reused {
+                    self.counts.skipped += 1;
+                    self.emit(Event::RunSkipped {
+                        domain: d,
+                        method: m,
+                        index,
+                        total,
+                    });
+                    continue;
+                }
+                let dir = self.context.store.run_dir(domain, method);
+                create_dir(&dir)?;
+                let start = Instant::now();
+                if let Some(q) = &method.query {
+                    self.select(domain, q, &mut pool, &dir)?;
+                    self.emit(Event::Step {
+                        domain: d.clone(),
+                        method: m.clone(),
+                        step: "query".into(),
+                        seconds: start.elapsed().as_secs_f64(),
+                    });
+                }
+                units.push(Unit {
                     domain: d,
                     method: m,
                     index,
                     total,
+                    query_seconds: start.elapsed().as_secs_f64(),
                 });
-                continue;
             }
-            self.emit(Event::RunStarted {
-                domain: d,
-                method: m,
-                index,
-                total,
-            });
-            self.run(domain, method, &mut pool)?;
-            self.counts.ran += 1;
+            self.last_pool = pool.map(|p| (ids, p));
         }
-        self.last_pool = pool.map(|p| (ids, p));
-        Ok(())
+        Ok(units)
     }
 
-    /// Query (when the method has one), adapt, evaluate, record.
-    fn run(&mut self, domain: &Domain, method: &Method, pool: &mut Option<CandidatePool>) -> Result<(), Error> {
+    /// Writes the selection of query strategy `name` from the domain's pool (built on first
+    /// use) into `dir/selection.json`.
+    fn select(
+        &mut self,
+        domain: &Domain,
+        name: &str,
+        pool: &mut Option<CandidatePool>,
+        dir: &Path,
+    ) -> Result<(), Error> {
+        let plan = self.context.plan;
+        if pool.is_none() {
+            let (model, card) = self.context.load(&self.context.store.source_model())?;
+            let cases = domain.cases(&plan.manifest, Split::Train);
+            let options = plan.config.pool_options(plan.needs()?);
+            *pool = Some(build_pool(&model, &card, &cases, &options)?);
+        }
+        let rows = pool.clone().unwrap_or_else(|| CandidatePool {
+            unit: RowUnit::Slice,
+            rows: vec![],
+        });
+        let c = &plan.config;
+        let options = QueryOptions {
+            budget: plan.budget,
+            unit: c.unit,
+            aggregate: c.aggregate,
+            seed: c.seed,
+        };
+        let references = self.references.as_ref().map(|r| r.centroids.as_slice());
+        let selection = query::rank(rows, references, query::by_name(name)?.as_ref(), &options)?;
+        write_json(&dir.join("selection.json"), &selection)
+    }
+}
+
+impl<B: AutodiffBackend> Context<'_, B> {
+    /// The checkpoint in `dir`, in evaluation mode (no autodiff), with its card.
+    fn load(&self, dir: &Path) -> Result<(UNet2d<B::InnerBackend>, ModelCard), Error> {
+        Ok(checkpoint::load::<B::InnerBackend>(dir, &self.device)?)
+    }
+
+    /// Phase 2 of one run: adapt (from its selection, when the method has a query), evaluate,
+    /// record.
+    pub(super) fn run_unit(&self, unit: &Unit, progress: &mut dyn FnMut(&Event)) -> Result<(), Error> {
+        let (domain, method) = self.plan.unit(&unit.domain, &unit.method)?;
         let dir = self.store.run_dir(domain, method);
-        create_dir(&dir)?;
-        let mut seconds = StepSeconds::default();
-        let start = Instant::now();
-        let selection = match &method.query {
-            Some(q) => self.select(domain, q, pool, &dir)?,
+        let selection = match method.query {
+            Some(_) => store_selection(&dir)?,
             None => no_selection(),
         };
-        seconds.query = self.step(domain, method, "query", start);
+        let mut seconds = StepSeconds {
+            query: unit.query_seconds,
+            ..StepSeconds::default()
+        };
         let start = Instant::now();
-        self.adapt(domain, method, &selection, &dir)?;
-        seconds.adapt = self.step(domain, method, "adapt", start);
+        self.adapt(domain, method, &selection, &dir, progress)?;
+        seconds.adapt = step(domain, method, "adapt", start, progress);
         let start = Instant::now();
         let rows = self.evaluate(domain, &dir)?;
-        seconds.evaluate = self.step(domain, method, "evaluate", start);
+        seconds.evaluate = step(domain, method, "evaluate", start, progress);
         let path = self.store.run_cases(domain, method);
         crate::fsutil::write_bytes_atomic(&path, metrics::results_csv(&rows).as_bytes())
             .map_err(|source| Error::Io { path, source })?;
         let marker = marker(self.store.run_hash(domain, method), domain, method, &rows, seconds);
         self.store.finish_run(domain, method, &marker)?;
-        self.emit(Event::RunFinished {
+        progress(&Event::RunFinished {
             domain: domain.id.clone(),
             method: method.id(),
             marker,
@@ -246,57 +328,21 @@ impl<B: AutodiffBackend> Runner<'_, B> {
         Ok(())
     }
 
-    /// Emits a [`Event::Step`] and returns its seconds.
-    fn step(&mut self, domain: &Domain, method: &Method, step: &'static str, start: Instant) -> f64 {
-        let seconds = start.elapsed().as_secs_f64();
-        self.emit(Event::Step {
-            domain: domain.id.clone(),
-            method: method.id(),
-            step,
-            seconds,
-        });
-        seconds
-    }
-
-    /// The selection of query strategy `name` from the domain's pool (built on first use).
-    fn select(
-        &mut self,
-        domain: &Domain,
-        name: &str,
-        pool: &mut Option<CandidatePool>,
-        dir: &Path,
-    ) -> Result<Selection, Error> {
-        if pool.is_none() {
-            let (model, card) = self.load(&self.store.source_model())?;
-            let cases = domain.cases(&self.plan.manifest, Split::Train);
-            let options = self.plan.config.pool_options(self.plan.needs()?);
-            *pool = Some(build_pool(&model, &card, &cases, &options)?);
-        }
-        let rows = pool.clone().unwrap_or_else(|| CandidatePool {
-            unit: Unit::Slice,
-            rows: vec![],
-        });
-        let c = &self.plan.config;
-        let options = QueryOptions {
-            budget: self.plan.budget,
-            unit: c.unit,
-            aggregate: c.aggregate,
-            seed: c.seed,
-        };
-        let references = self.references.as_ref().map(|r| r.centroids.as_slice());
-        let selection = query::rank(rows, references, query::by_name(name)?.as_ref(), &options)?;
-        write_json(&dir.join("selection.json"), &selection)?;
-        Ok(selection)
-    }
-
     /// Adapts the source model with the method's adaptation; the checkpoint goes to
     /// `dir/model`, the plan and the training log beside it.
-    fn adapt(&mut self, domain: &Domain, method: &Method, selection: &Selection, dir: &Path) -> Result<(), Error> {
+    fn adapt(
+        &self,
+        domain: &Domain,
+        method: &Method,
+        selection: &Selection,
+        dir: &Path,
+        progress: &mut dyn FnMut(&Event),
+    ) -> Result<(), Error> {
         let config = self.plan.config.adaptation_training();
         let state = AdaptState {
             selection: selection.clone(),
             target: domain.centre.clone(),
-            schedule: config.schedule(),
+            schedule: self.plan.config.adaptation_schedule(),
         };
         let plan = adapt::by_name(&method.adapt)?.plan(&state);
         write_json(&dir.join("adapt-plan.json"), &plan)?;
@@ -309,7 +355,6 @@ impl<B: AutodiffBackend> Runner<'_, B> {
             rater: domain.rater.as_deref(),
         };
         let run = Some((domain.id.clone(), method.id()));
-        let progress = &mut *self.progress;
         let log = train::execute_adapt_plan::<B>(inputs, config, &dir.join("model"), self.device.clone(), |e| {
             progress(&Event::Training {
                 run: run.clone(),
@@ -320,7 +365,7 @@ impl<B: AutodiffBackend> Runner<'_, B> {
     }
 
     /// Scores the adapted model on the domain's test cases; masks go to `dir/predictions`.
-    fn evaluate(&mut self, domain: &Domain, dir: &Path) -> Result<Vec<CaseResult>, Error> {
+    fn evaluate(&self, domain: &Domain, dir: &Path) -> Result<Vec<CaseResult>, Error> {
         let (model, card) = self.load(&dir.join("model"))?;
         let predictions = dir.join("predictions");
         create_dir(&predictions)?;
@@ -332,6 +377,31 @@ impl<B: AutodiffBackend> Runner<'_, B> {
         };
         Ok(scorer.domain(&self.plan.manifest, domain))
     }
+}
+
+/// The selection phase 1 wrote into a run's folder.
+fn store_selection(dir: &Path) -> Result<Selection, Error> {
+    let path = dir.join("selection.json");
+    let text = std::fs::read_to_string(&path).map_err(|source| Error::Io {
+        path: path.clone(),
+        source,
+    })?;
+    serde_json::from_str(&text).map_err(|e| Error::Table {
+        path,
+        reason: format!("not a selection: {e}"),
+    })
+}
+
+/// Emits an [`Event::Step`] and returns its seconds.
+fn step(domain: &Domain, method: &Method, step: &str, start: Instant, progress: &mut dyn FnMut(&Event)) -> f64 {
+    let seconds = start.elapsed().as_secs_f64();
+    progress(&Event::Step {
+        domain: domain.id.clone(),
+        method: method.id(),
+        step: step.into(),
+        seconds,
+    });
+    seconds
 }
 
 fn marker(hash: String, domain: &Domain, method: &Method, rows: &[CaseResult], seconds: StepSeconds) -> RunMarker {

@@ -9,6 +9,7 @@
 
 use serde::Serialize;
 
+use super::labelled::{Labelled, TumourCount};
 use super::{Domain, Error, Method};
 use crate::metrics::stats::{self, Summary};
 use crate::metrics::wilcoxon::{self, Wilcoxon};
@@ -45,6 +46,8 @@ pub struct MethodResult {
     pub errors: usize,
     /// DSC, HD95, ASSD and NSD, in that order ([`REPORTED`]).
     pub metrics: Vec<MetricResult>,
+    /// What the method's query labelled (`None` without a query).
+    pub labelled: Option<Labelled>,
 }
 
 /// A paired comparison of two methods on one metric of one domain.
@@ -81,6 +84,21 @@ pub struct DomainResult {
     pub methods: Vec<MethodResult>,
     /// Every test, grouped by metric.
     pub tests: Vec<TestResult>,
+    /// The slices the domain's queries chose from (its training split) and how many hold tumour.
+    pub pool: Option<TumourCount>,
+    /// The labelled validation volumes that picked each label-using adaptation's checkpoint
+    /// (`None` when the last weights were kept): labels the hospital draws beyond the budget.
+    pub validation: Option<ValidationLabels>,
+}
+
+/// The validation labels an experiment used to pick checkpoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+pub struct ValidationLabels {
+    /// Validation volumes.
+    pub volumes: usize,
+    /// Their axial slices.
+    #[serde(flatten)]
+    pub slices: TumourCount,
 }
 
 impl DomainResult {
@@ -126,6 +144,7 @@ pub fn method_result(method: &Method, table: &ResultsTable) -> Result<MethodResu
         failures,
         errors: table.rows.len() - rows.len(),
         metrics,
+        labelled: None,
     })
 }
 
@@ -171,6 +190,8 @@ pub fn domain_result(
         domain: domain.clone(),
         methods,
         tests,
+        pool: None,
+        validation: None,
     })
 }
 

@@ -68,6 +68,24 @@ impl Store {
     /// Opens (creates) `root` for `plan`: refuses when finished steps there came from other
     /// settings, then records today's settings in `experiment.json`.
     pub fn open(root: &Path, plan: &Plan) -> Result<Store, Error> {
+        let store = Store::attach(root, plan)?;
+        store.check(plan)?;
+        create_dir(root)?;
+        let record = json!({
+            "format": "delinea-experiment",
+            "format_version": 1,
+            "manifest": plan.manifest.path,
+            "domains": plan.domains,
+            "methods": plan.methods.iter().map(Method::id).collect::<Vec<_>>(),
+            "settings": store.settings,
+        });
+        write_json(&root.join(EXPERIMENT_FILE), &record)?;
+        Ok(store)
+    }
+
+    /// The folder `root` of `plan` as [`Store::open`] left it, without checking or writing
+    /// anything (a worker process of the experiment that opened it).
+    pub fn attach(root: &Path, plan: &Plan) -> Result<Store, Error> {
         let manifest = std::fs::read(&plan.manifest.path).map_err(|source| Error::Io {
             path: plan.manifest.path.clone(),
             source,
@@ -84,17 +102,6 @@ impl Store {
             source_settings: json!({"manifest_fnv1a64": manifest_hash, "source": plan.source,
                 "train": serde_json::to_value(&plan.config.source).map_err(Error::Json)?}),
         };
-        store.check(plan)?;
-        create_dir(root)?;
-        let record = json!({
-            "format": "delinea-experiment",
-            "format_version": 1,
-            "manifest": plan.manifest.path,
-            "domains": plan.domains,
-            "methods": plan.methods.iter().map(Method::id).collect::<Vec<_>>(),
-            "settings": store.settings,
-        });
-        write_json(&root.join(EXPERIMENT_FILE), &record)?;
         Ok(store)
     }
 

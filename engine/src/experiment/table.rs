@@ -16,6 +16,10 @@ pub struct Results {
     pub format: &'static str,
     /// Layout version (1).
     pub format_version: u32,
+    /// The engine's version.
+    pub delinea: &'static str,
+    /// The git commit the engine was built from (`+changes`: with uncommitted changes).
+    pub commit: &'static str,
     /// The source centre.
     pub source: String,
     /// The labelling budget, as configured.
@@ -39,19 +43,137 @@ signed-rank test of DSC (scipy's defaults), Holm-corrected within each domain; \
 against STDR with the same adaptation (methods without a query: with the first label-using adaptation listed); \"-\": \
 not tested, or no P value (no case with the metric defined for both).";
 
-/// `table.md`: a title, the legend, and the table.
+/// `table.md`: a title, the legend, the table, and what each query labelled.
 pub fn markdown(results: &Results) -> String {
+    format!(
+        "# delinea experiment\n\n{}; {} target domains.\n\n{LEGEND}\n\n{}\n{}",
+        provenance(results),
+        results.domains.len(),
+        markdown_table(&results.domains),
+        labelled_section(&results.domains)
+    )
+}
+
+/// `Measured with delinea 0.1.0 at commit …; source C1; budget 20% of each target's training
+/// slices`.
+fn provenance(results: &Results) -> String {
     let unit = match results.unit {
         crate::strategy::query::Unit::Slice => "slices",
         crate::strategy::query::Unit::Volume => "volumes",
     };
     format!(
-        "# delinea experiment\n\nSource {}; budget {} of each target's training {unit}; {} target domains.\n\n{LEGEND}\n\n{}",
-        results.source,
-        results.budget,
-        results.domains.len(),
-        markdown_table(&results.domains)
+        "Measured with delinea {} at commit {}; source {}; budget {} of each target's training {unit}",
+        results.delinea, results.commit, results.source, results.budget
     )
+}
+
+/// `summary.md`: median test DSC [IQR] per domain (rows) and method (columns), then what each
+/// query labelled, then the validation labels — the form the README shows the demo's results
+/// in, so that regenerating them is one copy.
+pub fn summary(results: &Results) -> String {
+    let Some(first) = results.domains.first() else {
+        return format!("{}.\n", provenance(results));
+    };
+    let methods: Vec<&str> = first.methods.iter().map(|m| m.method.as_str()).collect();
+    let mut out = format!(
+        "{}.\n\nMedian test DSC [IQR] per domain ({} test cases each; a failure, one mask empty, counts DSC 0):\n\n",
+        provenance(results),
+        first.methods.first().map_or(0, |m| m.cases)
+    );
+    out.push_str(&format!(
+        "| domain | {} |\n|---|{}\n",
+        methods.join(" | "),
+        "---|".repeat(methods.len())
+    ));
+    for d in &results.domains {
+        let cells: Vec<String> = (d.methods.iter())
+            .map(|m| {
+                let dsc = m.metrics.first().and_then(|r| r.summary);
+                let cell = median_iqr(dsc.map(|s| [s.median, s.q1, s.q3]), 3);
+                match m.failures {
+                    0 => cell,
+                    1 => format!("{cell} (1 failure)"),
+                    n => format!("{cell} ({n} failures)"),
+                }
+            })
+            .collect();
+        out.push_str(&format!("| {} | {} |\n", d.domain.id, cells.join(" | ")));
+    }
+    out.push('\n');
+    out.push_str(&labelled_section(&results.domains));
+    out
+}
+
+/// Tumour slices among those each query labelled, per domain, beside the pool's; and the
+/// validation labels that picked the checkpoints, when they did.
+fn labelled_section(domains: &[DomainResult]) -> String {
+    let Some(first) = domains.first() else {
+        return String::new();
+    };
+    // One column per query: its selection is the same for every adaptation.
+    let mut queries: Vec<&str> = Vec::new();
+    for m in &first.methods {
+        if let Some(q) = m.strategies.query.as_deref().filter(|q| !queries.contains(q)) {
+            queries.push(q);
+        }
+    }
+    let mut out = String::new();
+    if !queries.is_empty() {
+        out.push_str("Tumour slices / slices each query labelled (per reason where it has several), and in the pool it chose from:\n\n");
+        out.push_str(&format!(
+            "| domain | pool | {} |\n|---|---|{}\n",
+            queries.join(" | "),
+            "---|".repeat(queries.len())
+        ));
+        for d in domains {
+            let pool = d
+                .pool
+                .map_or("-".into(), |p| format!("{}/{}", p.tumour_slices, p.slices));
+            let cells: Vec<String> = (queries.iter())
+                .map(|q| {
+                    let l = d.methods.iter().find(|m| m.strategies.query.as_deref() == Some(q));
+                    l.and_then(|m| m.labelled.as_ref()).map_or("-".into(), labelled_cell)
+                })
+                .collect();
+            out.push_str(&format!("| {} | {pool} | {} |\n", d.domain.id, cells.join(" | ")));
+        }
+        out.push('\n');
+    }
+    let validation: Vec<String> = (domains.iter())
+        .filter_map(|d| {
+            let v = d.validation?;
+            Some(format!(
+                "{} {} volumes ({} slices)",
+                d.domain.id, v.volumes, v.slices.slices
+            ))
+        })
+        .collect();
+    if !validation.is_empty() {
+        out.push_str(&format!(
+            "Every label-using adaptation (and supervised) kept its best checkpoint on the domain's validation \
+             split, labels the hospital draws beyond the budget: {}.\n",
+            validation.join(", ")
+        ));
+    }
+    out
+}
+
+/// `50/125 (far 41/63, near 9/62)`: tumour slices / slices labelled, per reason when several.
+fn labelled_cell(l: &super::labelled::Labelled) -> String {
+    let total = format!("{}/{}", l.total.tumour_slices, l.total.slices);
+    if l.by_reason.len() < 2 {
+        return total;
+    }
+    let parts: Vec<String> = (l.by_reason.iter())
+        .map(|r| {
+            let name = serde_json::to_value(r.reason)
+                .ok()
+                .and_then(|v| v.as_str().map(String::from));
+            let name = name.unwrap_or_default();
+            format!("{name} {}/{}", r.count.tumour_slices, r.count.slices)
+        })
+        .collect();
+    format!("{total} ({})", parts.join(", "))
 }
 
 /// The Markdown table: one row per domain and method.

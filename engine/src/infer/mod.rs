@@ -8,6 +8,7 @@ mod uncertainty;
 
 pub use descriptor::{descriptor, DescriptorConfig};
 pub use predict::{
-    predict_prepared, predict_volume, restore_mask, slice_probabilities, McUncertainty, PredictOptions, Prediction,
+    predict_prepared, predict_volume, restore_mask, slice_descriptors, slice_probabilities, McUncertainty,
+    PredictOptions, Prediction,
 };
 pub use uncertainty::{from_samples, PixelUncertainty, Reduction};

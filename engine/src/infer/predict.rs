@@ -74,7 +74,7 @@ pub struct Prediction {
     pub mask: LabelMap,
     /// Probability of class 1 (tumour) on the input's grid.
     pub tumour_probability: Volume,
-    /// STDR descriptor of each axial slice (`[n_slices][(N/pool)^2]`), when asked for.
+    /// STDR descriptor of each axial slice (`[n_slices][grid²]`), when asked for.
     pub descriptors: Option<Vec<Vec<f32>>>,
     /// MC-dropout maps and scores, when `mc_samples > 0`.
     pub uncertainty: Option<McUncertainty>,
@@ -161,6 +161,32 @@ fn mask_like(mask: &LabelMap) -> Volume {
     }
 }
 
+/// The STDR descriptor ([`descriptor`]) of every slice from `[n, classes, N, N]` softmax
+/// probabilities and the `[n, f0, N, N]` last decoder feature maps of the same pass.
+pub fn slice_descriptors(
+    probs: &[f32],
+    features: &[f32],
+    size: usize,
+    classes: usize,
+    cfg: &DescriptorConfig,
+) -> Vec<Vec<f32>> {
+    let px = size * size;
+    let n = probs.len() / (classes * px).max(1);
+    let channels = features.len() / (n * px).max(1);
+    let p = channel(probs, classes, px, cfg.channel.min(classes - 1));
+    (0..n)
+        .map(|s| {
+            descriptor(
+                &features[s * channels * px..(s + 1) * channels * px],
+                &p[s * px..(s + 1) * px],
+                size,
+                size,
+                cfg,
+            )
+        })
+        .collect()
+}
+
 /// Predicts one already prepared volume (see [`predict_volume`]).
 pub fn predict_prepared<B: Backend>(
     model: &UNet2d<B>,
@@ -181,23 +207,7 @@ pub fn predict_prepared<B: Backend>(
     );
     let (mask, tumour_probability) = restore_mask(prepared, &probs, classes);
     let descriptors = match (options.descriptor, feats) {
-        (Some(cfg), Some(f)) => {
-            let channels = f.len() / (prepared.n_slices * px).max(1);
-            let p = channel(&probs, classes, px, cfg.channel.min(classes - 1));
-            Some(
-                (0..prepared.n_slices)
-                    .map(|s| {
-                        descriptor(
-                            &f[s * channels * px..(s + 1) * channels * px],
-                            &p[s * px..(s + 1) * px],
-                            size,
-                            size,
-                            &cfg,
-                        )
-                    })
-                    .collect(),
-            )
-        }
+        (Some(cfg), Some(f)) => Some(slice_descriptors(&probs, &f, size, classes, &cfg)),
         _ => None,
     };
     let uncertainty = (options.mc_samples > 0).then(|| {

@@ -6,7 +6,7 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
-use burn::module::{Module, ModuleVisitor, Param};
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder, Recorder};
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
@@ -164,8 +164,11 @@ pub fn save<B: Backend>(dir: &Path, model: &UNet2d<B>, card: &ModelCard) -> Resu
     std::fs::create_dir_all(dir).map_err(io("."))?;
     // The recorder appends ".mpk" to the path it is given.
     let tmp = dir.join(".model-tmp");
+    let mut params = NumberParams::default();
+    let mut next = 1 << 32; // the running statistics, after every parameter
+    let numbered = (model.clone().map(&mut params)).map_batch_norms(|bn| bn.with_numbered_statistics(&mut next));
     recorder()
-        .record(model.clone().into_record(), tmp.clone())
+        .record(numbered.into_record(), tmp.clone())
         .map_err(|e| CheckpointError::Weights {
             dir: dir.to_path_buf(),
             file: card.weights.clone(),
@@ -177,6 +180,23 @@ pub fn save<B: Backend>(dir: &Path, model: &UNet2d<B>, card: &ModelCard) -> Resu
         source,
     })?;
     crate::fsutil::write_bytes_atomic(&dir.join(CARD_FILE), format!("{text}\n").as_bytes()).map_err(io(CARD_FILE))
+}
+
+/// Gives every parameter the id of its position in the module (0, 1, …) instead of burn's
+/// random ones, which the record stores: the same weights then save as the same bytes (the
+/// running statistics are numbered by [`crate::model::BatchNorm2d::with_numbered_statistics`];
+/// a mapper cannot change their ids).
+#[derive(Default)]
+struct NumberParams {
+    next: u64,
+}
+
+impl<B: Backend> ModuleMapper<B> for NumberParams {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
+        let (_, tensor, mapper) = param.consume();
+        self.next += 1;
+        Param::from_mapped_value(ParamId::from(self.next - 1), tensor, mapper)
+    }
 }
 
 /// Reads and checks the model card of checkpoint folder `dir`.

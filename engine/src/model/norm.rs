@@ -12,7 +12,7 @@
 //! [`AutodiffModule::valid`](burn::module::AutodiffModule::valid)) the running ones normalise.
 
 use burn::config::Config;
-use burn::module::{Module, ModuleMapper, Param, RunningState};
+use burn::module::{Module, ModuleMapper, Param, ParamId, RunningState};
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 
@@ -69,6 +69,18 @@ impl<B: Backend> BatchNorm2d<B> {
     /// `running = (1 - momentum) running + momentum batch` at each training-mode forward.
     pub fn with_momentum(self, momentum: f64) -> Self {
         BatchNorm2d { momentum, ..self }
+    }
+
+    /// The same layer with its running statistics' ids `next` and `next + 1` (advancing
+    /// `next`), so that a saved record does not depend on burn's random ids.
+    pub fn with_numbered_statistics(self, next: &mut u64) -> Self {
+        let (mean, var) = (self.running_mean.value(), self.running_var.value());
+        *next += 2;
+        BatchNorm2d {
+            running_mean: RunningState::with_id(ParamId::from(*next - 2), mean),
+            running_var: RunningState::with_id(ParamId::from(*next - 1), var),
+            ..self
+        }
     }
 
     /// Normalises each channel.

@@ -394,19 +394,26 @@ impl<B: Backend> UNet2d<B> {
     /// The same network with every batch norm's running-statistics momentum set to `momentum`
     /// (see [`BatchNorm2d::with_momentum`]); e.g. `b / seen` for a cumulative average.
     pub fn with_batch_norm_momentum(self, momentum: f64) -> Self {
-        let set = |block: ConvBlock<B>| ConvBlock {
-            bn1: block.bn1.with_momentum(momentum),
-            bn2: block.bn2.with_momentum(momentum),
+        self.map_batch_norms(|bn| bn.with_momentum(momentum))
+    }
+
+    /// The same network with every batch norm passed through `f`, encoder first, in order.
+    pub fn map_batch_norms(self, mut f: impl FnMut(BatchNorm2d<B>) -> BatchNorm2d<B>) -> Self {
+        let mut set = |block: ConvBlock<B>| ConvBlock {
+            bn1: f(block.bn1),
+            bn2: f(block.bn2),
             ..block
         };
+        let encoder = self.encoder.into_iter().map(&mut set).collect();
+        let decoder = (self.decoder.into_iter())
+            .map(|u| UpBlock {
+                block: set(u.block),
+                ..u
+            })
+            .collect();
         UNet2d {
-            encoder: self.encoder.into_iter().map(set).collect(),
-            decoder: (self.decoder.into_iter())
-                .map(|u| UpBlock {
-                    block: set(u.block),
-                    ..u
-                })
-                .collect(),
+            encoder,
+            decoder,
             ..self
         }
     }

@@ -22,12 +22,14 @@ use std::path::Path;
 use burn::module::AutodiffModule;
 use burn::tensor::backend::AutodiffBackend;
 
-use super::{CaseFilter, Event, Objective, SliceSet, TrainConfig, TrainError, Trainer, TrainingData, TrainingLog};
+use super::{
+    CaseFilter, Event, Objective, SliceSet, TrainConfig, TrainError, Trainer, TrainingData, TrainingLog, ValCase,
+};
 use crate::dataset::{Manifest, Split};
 use crate::infer::slice_probabilities;
 use crate::model::checkpoint::{self, ModelCard};
 use crate::model::{train_only_batch_norm_affine, UNet2d};
-use crate::strategy::adapt::{AdaptPlan, BatchNorm, LabelSource, LossTerm, Rows, Trainable};
+use crate::strategy::adapt::{AdaptPlan, BatchNorm, LabelSource, LossTerm, Rows, SelectCheckpoint, Trainable};
 use crate::strategy::query::Selection;
 use burn::module::Module;
 
@@ -53,6 +55,28 @@ pub enum AdaptError {
         /// The target centre.
         target: String,
     },
+    /// Checkpoint selection on the target's validation split, without labelled validation cases.
+    #[error(
+        "adaptation strategy {strategy}: keeping the best checkpoint on {target}'s validation split needs \
+         labelled validation cases of {target}{}, and there are none (keep the last weights instead)",
+        .rater.as_ref().map(|r| format!(" (rater {r})")).unwrap_or_default()
+    )]
+    NoValidation {
+        /// The strategy.
+        strategy: String,
+        /// The target centre.
+        target: String,
+        /// Whose labels.
+        rater: Option<String>,
+    },
+    /// A file could not be written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What the operating system said.
+        source: std::io::Error,
+    },
     /// Training failed.
     #[error(transparent)]
     Train(#[from] TrainError),
@@ -73,6 +97,13 @@ pub fn check_supported(plan: &AdaptPlan) -> Result<(), AdaptError> {
     }
     if plan.trainable == Trainable::Nothing {
         return Err(unsupported(plan, "gradient steps that train no parameter"));
+    }
+    let two_stage = plan.data.iter().any(|d| d.labels == LabelSource::PseudoFromFinetuned);
+    if two_stage && !plan.data.iter().any(|d| d.labels == LabelSource::True) {
+        return Err(unsupported(
+            plan,
+            "pseudo-labels from a fine-tuned model without a true-labelled source to fine-tune it on first",
+        ));
     }
     objective(plan).map(|_| ())
 }
@@ -126,17 +157,24 @@ pub struct AdaptInputs<'a> {
 
 /// Runs the plan from the source checkpoint on the target's training split and writes the
 /// adapted checkpoint into `out`. `config` gives the details beyond the plan (augmentation,
-/// seed, inference batch); its model and preprocessing are the source card's, its optimiser
-/// and schedule the plan's. Tent's steps see the slices without augmentation.
+/// sampling, seed, inference batch); its model and preprocessing are the source card's, its
+/// optimiser, schedule and checkpoint selection the plan's. With `best_target_val` the target's
+/// validation split (the domain's rater's labels) picks the checkpoint. Tent's steps see the
+/// slices without augmentation. A plan with pseudo-labels from the fine-tuned model runs in two
+/// stages ([`LabelSource::PseudoFromFinetuned`]); the first stage's checkpoint and log are kept in
+/// `out/stage-1`.
 pub fn execute<B: AutodiffBackend>(
     inputs: AdaptInputs,
     config: TrainConfig,
     out: &Path,
     device: B::Device,
-    progress: impl FnMut(&Event),
+    mut progress: impl FnMut(&Event),
 ) -> Result<TrainingLog, AdaptError> {
     let plan = inputs.plan;
     check_supported(plan)?;
+    if plan.data.iter().any(|d| d.labels == LabelSource::PseudoFromFinetuned) {
+        return two_stages::<B>(inputs, config, out, device, &mut progress);
+    }
     let (model, card) = checkpoint::load::<B>(inputs.source, &device)?;
     let config = plan_config(plan, config, &card)?;
     let train = plan_data(&inputs, &card, &model, config.inference_batch)?;
@@ -159,17 +197,82 @@ pub fn execute<B: AutodiffBackend>(
         centres: vec![plan.target.clone()],
         rater: inputs.rater.map(String::from),
         train,
-        val: Vec::new(), // a target hospital has no labelled validation set beyond its selection
+        val: target_validation(&inputs, &card)?,
     };
     let (batch, seed, objective) = (config.inference_batch, config.seed, objective(plan)?);
     let trainer = Trainer::<B>::new(config, device.clone())?.with_objective(objective);
     let (_, log) = trainer.fit_from(Some(model), &data, out, progress)?;
     if reestimate {
-        // The trainer saved the last weights; give them the target's statistics.
+        // The trainer saved the kept weights; give them the target's statistics.
         let (model, card) = checkpoint::load::<B>(out, &device)?;
         let model = reestimate_batch_norm(model, &data.train, batch, seed);
         checkpoint::save(out, &model.valid(), &card)?;
     }
+    Ok(log)
+}
+
+/// The validation volumes that pick the checkpoint: the target's val split with the domain's
+/// labels when the plan keeps the best on it, none (the last weights are kept) otherwise.
+fn target_validation(inputs: &AdaptInputs, card: &ModelCard) -> Result<Vec<ValCase>, AdaptError> {
+    let plan = inputs.plan;
+    if plan.schedule.select == SelectCheckpoint::Last {
+        return Ok(Vec::new());
+    }
+    let val = ValCase::load(
+        inputs.manifest,
+        std::slice::from_ref(&plan.target),
+        inputs.rater,
+        &card.preprocessing,
+    )?;
+    if val.is_empty() {
+        return Err(AdaptError::NoValidation {
+            strategy: plan.strategy.clone(),
+            target: plan.target.clone(),
+            rater: inputs.rater.map(String::from),
+        });
+    }
+    Ok(val)
+}
+
+/// Pseudo-labels from the fine-tuned model: stage 1 fine-tunes on the plan's true-labelled
+/// sources alone into `out/stage-1`; stage 2 starts from that model, whose argmax labels the
+/// pseudo-labelled rows, and trains on every source. The log is stage 2's, its wall time both.
+fn two_stages<B: AutodiffBackend>(
+    inputs: AdaptInputs,
+    config: TrainConfig,
+    out: &Path,
+    device: B::Device,
+    progress: &mut dyn FnMut(&Event),
+) -> Result<TrainingLog, AdaptError> {
+    let plan = inputs.plan;
+    let first = AdaptPlan {
+        strategy: format!("{} (stage 1)", plan.strategy),
+        data: plan
+            .data
+            .iter()
+            .filter(|d| d.labels == LabelSource::True)
+            .cloned()
+            .collect(),
+        ..plan.clone()
+    };
+    let stage = out.join("stage-1");
+    let inputs_1 = AdaptInputs { plan: &first, ..inputs };
+    let log_1 = execute::<B>(inputs_1, config.clone(), &stage, device.clone(), &mut *progress)?;
+    let path = stage.join("training-log.json");
+    crate::fsutil::write_json_atomic(&path, &log_1).map_err(|source| AdaptError::Io { path, source })?;
+    let mut second = plan.clone();
+    for d in &mut second.data {
+        if d.labels == LabelSource::PseudoFromFinetuned {
+            d.labels = LabelSource::Pseudo; // the argmax of the model stage 2 starts from
+        }
+    }
+    let inputs_2 = AdaptInputs {
+        plan: &second,
+        source: &stage,
+        ..inputs
+    };
+    let mut log = execute::<B>(inputs_2, config, out, device, progress)?;
+    log.wall_seconds += log_1.wall_seconds;
     Ok(log)
 }
 
@@ -184,8 +287,9 @@ fn empty_log(config: TrainConfig) -> TrainingLog {
     }
 }
 
-/// `config` with the source card's model and preprocessing and the plan's optimiser and
-/// schedule; no augmentation for the entropy objective (Tent adapts on the slices as they are).
+/// `config` with the source card's model and preprocessing and the plan's optimiser, schedule
+/// and validation interval; no augmentation for the entropy objective (Tent adapts on the slices
+/// as they are).
 fn plan_config(plan: &AdaptPlan, config: TrainConfig, card: &ModelCard) -> Result<TrainConfig, AdaptError> {
     let s = &plan.schedule;
     let entropy = takes_steps(plan) && objective(plan)? == Objective::Entropy;
@@ -197,6 +301,7 @@ fn plan_config(plan: &AdaptPlan, config: TrainConfig, card: &ModelCard) -> Resul
         momentum: s.momentum,
         weight_decay: s.weight_decay,
         poly_power: s.poly_power,
+        validate_every: s.validate_every.max(1),
         augmentation: if entropy {
             super::Augmentation::none()
         } else {
@@ -243,7 +348,9 @@ fn plan_data<B: AutodiffBackend>(
             .collect();
         let mut part = all.subset(&rows);
         match source.labels {
-            LabelSource::Pseudo => pseudo_label(&model.valid(), card, &mut part, batch),
+            LabelSource::Pseudo | LabelSource::PseudoFromFinetuned => {
+                pseudo_label(&model.valid(), card, &mut part, batch)
+            }
             LabelSource::Unlabelled => part.clear_labels(),
             LabelSource::True => {}
         }
@@ -479,6 +586,102 @@ mod tests {
             }
         }
         assert_eq!(moved, 5 * 2 * 4, "5 blocks x 2 batch norms x 4 tensors");
+    }
+
+    /// Fine-tuning on C2's tumour-free slices alone teaches the model to predict no tumour, so
+    /// its validation DSC ends lower than it started: with `best_target_val` the saved model is
+    /// the best validation's (its DSC recomputed), with `last` the same run's last weights.
+    #[test]
+    fn target_validation_keeps_the_best_checkpoint_not_the_last() {
+        let dir = tempfile::tempdir().unwrap();
+        let (manifest, source) = cohort_and_source(dir.path());
+        let prep = checkpoint::load_card(&source).unwrap().preprocessing;
+        let filter = CaseFilter {
+            centres: vec!["C2".into()],
+            split: Split::Train,
+            rater: None,
+        };
+        let all = SliceSet::load(&manifest, &filter, &prep).unwrap();
+        let empty: Vec<_> = (0..all.len()).filter(|i| all.slices[*i].tumour_pixels == 0).collect();
+        let pool = crate::strategy::query::CandidatePool {
+            unit: Unit::Slice,
+            rows: empty
+                .iter()
+                .map(|i| crate::strategy::query::Candidate {
+                    case: all.cases[all.slices[*i].case].clone(),
+                    centre: "C2".into(),
+                    slice: Some(all.slices[*i].k),
+                    scores: Default::default(),
+                    descriptor: vec![],
+                    features: vec![],
+                })
+                .collect(),
+        };
+        let picks: Vec<_> = (0..pool.rows.len())
+            .map(|i| (i, None, crate::strategy::query::Reason::Random))
+            .collect();
+        let selection = crate::strategy::query::selection("tumour-free", &pool, &picks);
+        let run = |select: SelectCheckpoint, out: &str| {
+            let state = AdaptState {
+                selection: selection.clone(),
+                target: "C2".into(),
+                schedule: Schedule {
+                    iterations: 8,
+                    batch: 4,
+                    lr: 0.1,
+                    select,
+                    validate_every: 1,
+                    ..Schedule::default()
+                },
+            };
+            let plan = by_name("finetune").unwrap().plan(&state);
+            let inputs = AdaptInputs {
+                plan: &plan,
+                selection: &selection,
+                manifest: &manifest,
+                source: &source,
+                rater: None,
+            };
+            let config = TrainConfig {
+                seed: 3,
+                inference_batch: 8,
+                ..TrainConfig::default()
+            };
+            let out = dir.path().join(out);
+            let log = execute::<AB>(inputs, config, &out, Default::default(), |_| {}).unwrap();
+            (log, checkpoint::load::<CpuBackend>(&out, &Default::default()).unwrap())
+        };
+        let (log, (best, card)) = run(SelectCheckpoint::BestTargetVal, "best");
+        let val: Vec<f64> = (log.events.iter())
+            .filter_map(|e| match e {
+                Event::Validation { median_dsc, .. } => Some(*median_dsc),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(val.len(), 8, "validated after every step");
+        let top = val.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let last = val[7];
+        assert!(
+            last < top,
+            "the scenario needs a last checkpoint worse than the best: {val:?}"
+        );
+        let first_top = val.iter().position(|v| *v == top).unwrap() + 1;
+        assert_eq!((log.best_val_dsc, log.best_iteration), (Some(top), first_top));
+        assert_eq!(card.training.as_ref().unwrap().best_iteration, first_top);
+        let cases = ValCase::load(&manifest, &["C2".into()], None, &prep).unwrap();
+        let trainer = Trainer::<AB>::new(log.config.clone(), Default::default()).unwrap();
+        assert_eq!(
+            trainer.validate(&best, &cases).0,
+            top,
+            "the saved model is the best one"
+        );
+        let (last_log, (kept, _)) = run(SelectCheckpoint::Last, "last");
+        assert_eq!(last_log.best_val_dsc, None, "no validation label read");
+        assert_eq!(
+            trainer.validate(&kept, &cases).0,
+            last,
+            "the saved model is the last one"
+        );
     }
 
     /// Adam steps on the batch-norm scale and shift alone lower the normalised entropy of one

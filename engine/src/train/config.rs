@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::Augmentation;
 use crate::model::UNet2dConfig;
 use crate::preprocess::Preprocessing;
-use crate::strategy::adapt::Schedule;
+use crate::strategy::adapt::{Schedule, SelectCheckpoint};
 
 /// Which optimiser updates the weights.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -233,8 +233,9 @@ impl TrainConfig {
         Ok(())
     }
 
-    /// The optimiser and schedule of an adaptation plan that starts from this config.
-    pub fn schedule(&self) -> Schedule {
+    /// The optimiser and schedule of an adaptation plan that starts from this config, keeping
+    /// the weights `select` says (validating every `validate_every` steps when it validates).
+    pub fn schedule(&self, select: SelectCheckpoint) -> Schedule {
         Schedule {
             optimizer: self.optimizer,
             iterations: self.iterations,
@@ -243,6 +244,8 @@ impl TrainConfig {
             momentum: self.momentum,
             weight_decay: self.weight_decay,
             poly_power: self.poly_power,
+            select,
+            validate_every: self.validate_every,
         }
     }
 

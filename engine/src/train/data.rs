@@ -298,6 +298,14 @@ mod tests {
         let mut rng = Rng::new(1);
         let drawn = set.sample(400, 1.0, &mut rng);
         assert!(drawn.iter().all(|i| set.slices[*i].tumour_pixels > 0));
+        // Fraction 0 (the adaptation default, as the reference code): uniform over every slice.
+        let uniform = set.sample(24_000, 0.0, &mut rng);
+        let mut hits = vec![0usize; set.len()];
+        uniform.iter().for_each(|i| hits[*i] += 1);
+        assert!(
+            hits.iter().all(|h| (800..1200).contains(h)),
+            "each of 24 slices drawn about 1000 times: {hits:?}"
+        );
         let (imgs, labs) = set.batch(&drawn[..4], &Augmentation::default(), &mut rng);
         assert_eq!((imgs.len(), labs.len()), (4 * 32 * 32, 4 * 32 * 32));
         let missing = CaseFilter {

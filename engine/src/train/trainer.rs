@@ -16,7 +16,7 @@ use burn::optim::momentum::MomentumConfig;
 use burn::optim::{AdamConfig, GradientsParams, Optimizer, SgdConfig};
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{Int, Tensor, TensorData};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{CaseFilter, OptimizerKind, SliceSet, TrainConfig};
 use crate::dataset::{Manifest, Split};
@@ -95,27 +95,7 @@ impl TrainingData {
             rater: rater.clone(),
         };
         let train = SliceSet::load(manifest, &filter, &config.preprocessing)?;
-        let mut val = Vec::new();
-        for case in manifest
-            .cases()
-            .iter()
-            .filter(|c| c.split == Split::Val && (centres.is_empty() || centres.contains(&c.centre)))
-        {
-            let Some((_, label_path)) = manifest.label(case, rater.as_deref()) else {
-                continue;
-            };
-            let with_case = |source| TrainError::Volume {
-                case: case.id.clone(),
-                source,
-            };
-            let image = volume::read_volume(&case.image).map_err(with_case)?;
-            let label = volume::read_label_map_for(label_path, &case.image, &image.geometry).map_err(with_case)?;
-            val.push(ValCase {
-                id: case.id.clone(),
-                prepared: prepare(&image, &config.preprocessing),
-                label: label.binary(None),
-            });
-        }
+        let val = ValCase::load(manifest, centres, rater.as_deref(), &config.preprocessing)?;
         Ok(TrainingData {
             manifest: manifest.path.clone(),
             centres: centres.to_vec(),
@@ -126,8 +106,43 @@ impl TrainingData {
     }
 }
 
+impl ValCase {
+    /// The val split of `centres` (every centre when empty) as whole volumes with `rater`'s
+    /// labels (`None`: each centre's reference rater), preprocessed with `prep`; cases without
+    /// that label are left out.
+    pub fn load(
+        manifest: &Manifest,
+        centres: &[String],
+        rater: Option<&str>,
+        prep: &crate::preprocess::Preprocessing,
+    ) -> Result<Vec<ValCase>, TrainError> {
+        let mut val = Vec::new();
+        for case in manifest
+            .cases()
+            .iter()
+            .filter(|c| c.split == Split::Val && (centres.is_empty() || centres.contains(&c.centre)))
+        {
+            let Some((_, label_path)) = manifest.label(case, rater) else {
+                continue;
+            };
+            let with_case = |source| TrainError::Volume {
+                case: case.id.clone(),
+                source,
+            };
+            let image = volume::read_volume(&case.image).map_err(with_case)?;
+            let label = volume::read_label_map_for(label_path, &case.image, &image.geometry).map_err(with_case)?;
+            val.push(ValCase {
+                id: case.id.clone(),
+                prepared: prepare(&image, prep),
+                label: label.binary(None),
+            });
+        }
+        Ok(val)
+    }
+}
+
 /// Progress of a run, sent to the callback of [`Trainer::fit`].
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
     /// One optimiser step done.
@@ -623,7 +638,7 @@ mod tests {
             assert!(u.entropy.data.iter().all(|v| v.is_finite() && *v >= 0.0));
             let d = p.descriptors.unwrap();
             assert_eq!(d.len(), image.geometry.dims[2]);
-            assert!(d.iter().all(|v| v.len() == 4)); // (32 / 16)^2
+            assert!(d.iter().all(|v| v.len() == 256)); // the 16 x 16 grid, 2 px cells at 32 x 32
         }
     }
 

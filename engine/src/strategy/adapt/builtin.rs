@@ -2,11 +2,19 @@
 
 use super::{
     AdaptPlan, AdaptState, AdaptStrategy, BatchNorm, DataSource, Error, LabelSource, LossTerm, OptimizerKind, Rows,
-    Schedule, Trainable,
+    Schedule, SelectCheckpoint, Trainable,
 };
 
 /// Names `by_name` accepts.
-pub const BUILTIN_NAMES: [&str; 6] = ["none", "finetune", "finetune+pseudo", "tent", "adabn", "supervised"];
+pub const BUILTIN_NAMES: [&str; 7] = [
+    "none",
+    "finetune",
+    "finetune+pseudo",
+    "finetune+pseudo-2stage",
+    "tent",
+    "adabn",
+    "supervised",
+];
 
 /// The builtin strategy called `name`.
 pub fn by_name(name: &str) -> Result<Box<dyn AdaptStrategy>, Error> {
@@ -17,6 +25,12 @@ pub fn by_name(name: &str) -> Result<Box<dyn AdaptStrategy>, Error> {
             Builtin::segmentation(vec![
                 source(Rows::Selected, LabelSource::True),
                 source(Rows::Unselected, LabelSource::Pseudo),
+            ])
+        },
+        "finetune+pseudo-2stage" => |_| {
+            Builtin::segmentation(vec![
+                source(Rows::Selected, LabelSource::True),
+                source(Rows::Unselected, LabelSource::PseudoFromFinetuned),
             ])
         },
         "tent" => |_| Builtin {
@@ -42,12 +56,14 @@ fn source(rows: Rows, labels: LabelSource) -> DataSource {
 
 /// Tent's optimiser (Wang et al., ICLR 2021, their CIFAR and segmentation settings): Adam,
 /// lr 1e-3, constant (no poly decay), no weight decay; the state's iterations and batch size.
+/// The last weights are kept: Tent reads no label, of the validation split neither.
 fn tent_schedule(s: Schedule) -> Schedule {
     Schedule {
         optimizer: OptimizerKind::Adam,
         lr: 1e-3,
         weight_decay: 0.0,
         poly_power: 0.0,
+        select: SelectCheckpoint::Last,
         ..s
     }
 }
@@ -80,7 +96,11 @@ impl Builtin {
             trainable: Trainable::Nothing,
             batch_norm,
             loss: vec![],
-            schedule: |s| Schedule { iterations: 0, ..s },
+            schedule: |s| Schedule {
+                iterations: 0,
+                select: SelectCheckpoint::Last,
+                ..s
+            },
         }
     }
 }
@@ -155,6 +175,34 @@ mod tests {
         let s = state();
         let plan = |n: &str| by_name(n).unwrap().plan(&s);
         assert_eq!(plan("finetune").data, vec![source(Rows::Selected, LabelSource::True)]);
+        assert_eq!(
+            plan("finetune+pseudo-2stage").data,
+            vec![
+                source(Rows::Selected, LabelSource::True),
+                source(Rows::Unselected, LabelSource::PseudoFromFinetuned)
+            ]
+        );
+        let selecting = AdaptState {
+            schedule: Schedule {
+                select: SelectCheckpoint::BestTargetVal,
+                ..s.schedule
+            },
+            ..s.clone()
+        };
+        for (name, keeps) in [
+            ("finetune", SelectCheckpoint::BestTargetVal),
+            ("finetune+pseudo", SelectCheckpoint::BestTargetVal),
+            ("supervised", SelectCheckpoint::BestTargetVal),
+            ("tent", SelectCheckpoint::Last),
+            ("adabn", SelectCheckpoint::Last),
+            ("none", SelectCheckpoint::Last),
+        ] {
+            let p = by_name(name).unwrap().plan(&selecting);
+            assert_eq!(
+                p.schedule.select, keeps,
+                "{name}: label-free methods read no validation label"
+            );
+        }
         assert_eq!(plan("supervised").data, vec![source(Rows::All, LabelSource::True)]);
         let none = plan("none");
         assert_eq!((none.schedule.iterations, none.trainable), (0, Trainable::Nothing));

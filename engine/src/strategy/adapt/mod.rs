@@ -56,8 +56,14 @@ pub enum Rows {
 pub enum LabelSource {
     /// The expert labels (of the selection, or all of them for the supervised bound).
     True,
-    /// The source model's argmax, computed once before adaptation.
+    /// The argmax of the model the adaptation starts from (the source model), computed once
+    /// before the gradient steps.
     Pseudo,
+    /// Two stages: first fine-tune on the plan's true-labelled sources alone (same schedule),
+    /// then take that model's argmax as the pseudo-labels and fine-tune it again on every
+    /// source. Where the source model collapses, its own pseudo-labels are empty; the
+    /// fine-tuned model's are not.
+    PseudoFromFinetuned,
     /// No labels (entropy minimisation, BN statistics).
     Unlabelled,
 }
@@ -115,6 +121,18 @@ pub enum LossTerm {
     },
 }
 
+/// Which weights an adaptation keeps.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SelectCheckpoint {
+    /// The weights after the last step: no label beyond the plan's data is read.
+    #[default]
+    Last,
+    /// The best median DSC on the target's validation split (its labels), checked every
+    /// `validate_every` steps and after the last, as the paper's code does (every 100).
+    BestTargetVal,
+}
+
 /// Optimiser and schedule (METHOD.md step 3: SGD, poly decay).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Schedule {
@@ -133,11 +151,21 @@ pub struct Schedule {
     pub weight_decay: f64,
     /// Poly decay power: `lr * (1 - it / iterations)^power`.
     pub poly_power: f64,
+    /// Which weights are kept (absent in older plans: last).
+    #[serde(default)]
+    pub select: SelectCheckpoint,
+    /// Steps between validations when `select` is `best_target_val` (absent: 100).
+    #[serde(default = "default_validate_every")]
+    pub validate_every: usize,
+}
+
+fn default_validate_every() -> usize {
+    100
 }
 
 impl Default for Schedule {
     /// METHOD.md step 7: SGD, 16 000 iterations of batch 32, lr 0.03, momentum 0.9, wd 1e-4,
-    /// poly 0.9.
+    /// poly 0.9; the last weights kept (validate every 100 when asked to select).
     fn default() -> Self {
         Schedule {
             optimizer: OptimizerKind::Sgd,
@@ -147,6 +175,8 @@ impl Default for Schedule {
             momentum: 0.9,
             weight_decay: 1e-4,
             poly_power: 0.9,
+            select: SelectCheckpoint::Last,
+            validate_every: default_validate_every(),
         }
     }
 }

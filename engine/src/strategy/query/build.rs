@@ -5,13 +5,18 @@ use burn::tensor::backend::Backend;
 
 use super::{Candidate, CandidatePool, Needs, Scores, Unit};
 use crate::dataset::CaseEntry;
-use crate::infer::{predict_volume, DescriptorConfig, PredictOptions, Reduction};
+use crate::infer::{
+    predict_prepared, slice_descriptors, slice_probabilities, DescriptorConfig, PredictOptions, Reduction,
+};
 use crate::model::checkpoint::ModelCard;
 use crate::model::UNet2d;
+use crate::preprocess::{prepare, Prepared};
+use crate::rng::Rng;
+use crate::train::Augmentation;
 use crate::volume;
 
 /// How the pool is computed.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct PoolOptions {
     /// What the strategy reads.
     pub needs: Needs,
@@ -26,6 +31,9 @@ pub struct PoolOptions {
     /// How STDR descriptors (and the clustering strategies' features) are computed; a query
     /// against reference points must use the references' own ([`References::descriptor`]).
     pub descriptor: DescriptorConfig,
+    /// The augmentation of the descriptor's slices when `descriptor.augment` is set (the source
+    /// training's, as the reference code). METHOD.md step 3's.
+    pub augmentation: Augmentation,
 }
 
 impl Default for PoolOptions {
@@ -37,12 +45,16 @@ impl Default for PoolOptions {
             batch: 16,
             seed: 0,
             descriptor: DescriptorConfig::default(),
+            augmentation: Augmentation::default(),
         }
     }
 }
 
 /// One row per axial slice of every case in `cases`, in order. Descriptors double as the
-/// feature vectors of the clustering strategies (UGTST, coreset).
+/// feature vectors of the clustering strategies (UGTST, coreset). With `descriptor.augment`
+/// they come from a second pass over the slices augmented with `options.augmentation` (each
+/// slice's draws from the seed, the case's position and the slice index); every other score
+/// from the slices as they are.
 pub fn build_pool<B: Backend>(
     model: &UNet2d<B>,
     card: &ModelCard,
@@ -51,18 +63,24 @@ pub fn build_pool<B: Backend>(
 ) -> Result<CandidatePool, volume::Error> {
     let n = options.needs;
     let uncertain = n.entropy || n.bald || n.margin;
+    let describe = n.stdr || n.features;
+    let augmented = describe && options.descriptor.augment;
     let predict = PredictOptions {
         batch: options.batch.max(1),
         mc_samples: if uncertain { options.mc_samples.max(1) } else { 0 },
         reduction: options.reduction,
-        descriptor: (n.stdr || n.features).then_some(options.descriptor),
+        descriptor: (describe && !augmented).then_some(options.descriptor),
         seed: options.seed,
         ..PredictOptions::default()
     };
     let mut rows = Vec::new();
-    for case in cases {
+    for (index, case) in cases.iter().enumerate() {
         let image = volume::read_volume(&case.image)?;
-        let p = predict_volume(model, &image, &card.preprocessing, card.architecture.classes, &predict);
+        let prepared = prepare(&image, &card.preprocessing);
+        let mut p = predict_prepared(model, &prepared, card.architecture.classes, &predict);
+        if augmented {
+            p.descriptors = Some(augmented_descriptors(model, card, &prepared, options, index));
+        }
         let slices = image.geometry.dims[2];
         for k in 0..slices {
             let u = p.uncertainty.as_ref();
@@ -91,4 +109,31 @@ pub fn build_pool<B: Backend>(
         unit: Unit::Slice,
         rows,
     })
+}
+
+/// The descriptors of `prepared`'s slices, each augmented first with `options.augmentation`
+/// (no label: the geometric transforms move the image alone) from its own stream of the seed.
+fn augmented_descriptors<B: Backend>(
+    model: &UNet2d<B>,
+    card: &ModelCard,
+    prepared: &Prepared,
+    options: &PoolOptions,
+    case_index: usize,
+) -> Vec<Vec<f32>> {
+    let size = prepared.size;
+    let mut slices = prepared.slices.clone();
+    let mut label = vec![0u8; size * size];
+    for (k, slice) in slices.chunks_exact_mut(size * size).enumerate() {
+        let mut rng = Rng::derive(options.seed, &[0x6465_7363, case_index as u64, k as u64]);
+        options.augmentation.apply(slice, &mut label, size, &mut rng);
+    }
+    let (probs, features) = slice_probabilities(model, &slices, size, (options.batch.max(1), 1), false, true);
+    let classes = card.architecture.classes;
+    slice_descriptors(
+        &probs,
+        &features.unwrap_or_default(),
+        size,
+        classes,
+        &options.descriptor,
+    )
 }

@@ -5,14 +5,23 @@ use super::{selection, Budget, Candidate, CandidatePool, Error, Needs, QueryStra
 use crate::rng::Rng;
 
 /// Names `by_name` accepts.
-pub const BUILTIN_NAMES: [&str; 8] = [
-    "random", "entropy", "bald", "margin", "stdr", "mada", "ugtst", "coreset",
+pub const BUILTIN_NAMES: [&str; 9] = [
+    "random",
+    "random-case",
+    "entropy",
+    "bald",
+    "margin",
+    "stdr",
+    "mada",
+    "ugtst",
+    "coreset",
 ];
 
 /// The builtin strategy called `name`, with its default parameters.
 pub fn by_name(name: &str) -> Result<Box<dyn QueryStrategy>, Error> {
     Ok(match name {
         "random" => Box::new(Random),
+        "random-case" => Box::new(RandomCase),
         "entropy" => Box::new(ScoreRank::entropy()),
         "bald" => Box::new(ScoreRank::bald()),
         "margin" => Box::new(ScoreRank::margin()),
@@ -46,6 +55,48 @@ impl QueryStrategy for Random {
             .map(|i| (*i, None, Reason::Random))
             .collect();
         Ok(selection("random", pool, &picks))
+    }
+}
+
+/// Whole cases at random (seeded), as the paper's code draws its random baseline: every row
+/// of each drawn case, cases in draw order. A fraction budget takes that fraction of the cases
+/// (rounded, at least one); a count budget takes whole cases while their rows fit in it (at
+/// least one case), so the selection may hold fewer rows than the count. On a volume pool it is
+/// [`Random`].
+#[derive(Debug, Clone, Copy)]
+pub struct RandomCase;
+
+impl QueryStrategy for RandomCase {
+    fn name(&self) -> String {
+        "random-case".into()
+    }
+    fn needs(&self) -> Needs {
+        Needs::default()
+    }
+    fn select(&self, pool: &CandidatePool, budget: Budget, seed: u64) -> Result<Selection, Error> {
+        let mut cases: Vec<(&str, Vec<usize>)> = Vec::new();
+        for (i, row) in pool.rows.iter().enumerate() {
+            match cases.iter_mut().find(|(case, _)| *case == row.case) {
+                Some((_, rows)) => rows.push(i),
+                None => cases.push((&row.case, vec![i])),
+            }
+        }
+        Rng::new(seed).shuffle(&mut cases);
+        let take = match budget {
+            Budget::Fraction(_) => budget.resolve(cases.len()),
+            Budget::Count(c) => {
+                let mut rows = 0;
+                let fit = cases.iter().take_while(|(_, r)| {
+                    rows += r.len();
+                    rows <= c
+                });
+                fit.count().max(1).min(cases.len())
+            }
+        };
+        let picks: Vec<_> = (cases.iter().take(take))
+            .flat_map(|(_, rows)| rows.iter().map(|i| (*i, None, Reason::Random)))
+            .collect();
+        Ok(selection("random-case", pool, &picks))
     }
 }
 

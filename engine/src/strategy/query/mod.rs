@@ -28,7 +28,7 @@ mod reference;
 mod tests;
 
 pub use build::{build_pool, PoolOptions};
-pub use builtin::{by_name, Coreset, Random, ScoreRank, Stdr, Ugtst, BUILTIN_NAMES};
+pub use builtin::{by_name, Coreset, Random, RandomCase, ScoreRank, Stdr, Ugtst, BUILTIN_NAMES};
 pub use kmeans::{dist2, kmeans, nearest, Clusters};
 pub use pool::{stdr_distance, Aggregate, Candidate, CandidatePool, Scores, Unit};
 pub use reference::References;
@@ -76,12 +76,34 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// The references' points and the pool's descriptors come from different grids.
+    #[error(
+        "the reference points have {references} values ({}) but the pool's descriptors have {descriptors} ({}): \
+         compute both with the same descriptor grid (the references file records its own)",
+        grid_words(*.references), grid_words(*.descriptors)
+    )]
+    GridMismatch {
+        /// Values per reference point.
+        references: usize,
+        /// Values per descriptor.
+        descriptors: usize,
+    },
     /// No strategy of that name.
     #[error("unknown query strategy {name:?}; builtins: {}", BUILTIN_NAMES.join(", "))]
     Unknown {
         /// The name asked for.
         name: String,
     },
+}
+
+/// `a 16 × 16 grid` for 256 values, `not a square grid` otherwise.
+fn grid_words(values: usize) -> String {
+    let side = (values as f64).sqrt().round() as usize;
+    if side * side == values {
+        format!("a {side} × {side} grid")
+    } else {
+        "not a square grid".into()
+    }
 }
 
 /// How much to label: a count of rows or a fraction of the pool.
@@ -176,7 +198,7 @@ pub fn rank(
     options: &QueryOptions,
 ) -> Result<Selection, Error> {
     let mut pool = match references {
-        Some(r) => pool.with_reference(r),
+        Some(r) => pool.with_reference(r)?,
         None => pool,
     };
     if options.unit == Unit::Volume {

@@ -79,12 +79,25 @@ pub fn stdr_distance(v: &[f32], references: &[Vec<f32>]) -> Option<f32> {
 }
 
 impl CandidatePool {
-    /// Fills every row's `stdr_distance` from its descriptor and the source `references`.
-    pub fn with_reference(mut self, references: &[Vec<f32>]) -> CandidatePool {
+    /// Fills every row's `stdr_distance` from its descriptor and the source `references`;
+    /// refused when the references' points and the pool's descriptors differ in length (another
+    /// descriptor grid).
+    pub fn with_reference(mut self, references: &[Vec<f32>]) -> Result<CandidatePool, super::Error> {
+        let points = references.first().map_or(0, Vec::len);
+        if let Some(row) = self
+            .rows
+            .iter()
+            .find(|r| !r.descriptor.is_empty() && r.descriptor.len() != points)
+        {
+            return Err(super::Error::GridMismatch {
+                references: points,
+                descriptors: row.descriptor.len(),
+            });
+        }
         for row in &mut self.rows {
             row.scores.stdr_distance = stdr_distance(&row.descriptor, references);
         }
-        self
+        Ok(self)
     }
 
     /// One row per volume (in order of first appearance), each score aggregated over the

@@ -12,13 +12,16 @@ use crate::infer::DescriptorConfig;
 /// The `format` field of a references file.
 pub const FORMAT: &str = "delinea-references";
 
+/// The layout version written and read.
+pub const FORMAT_VERSION: u32 = 2;
+
 /// K-means centroids of source descriptors.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct References {
     /// Always `"delinea-references"`.
     pub format: String,
-    /// Layout version (1).
+    /// Layout version (2: the descriptor records its grid; 1 recorded a max-pooling kernel).
     pub format_version: u32,
     /// The source centre(s) the descriptors came from.
     pub centres: Vec<String>,
@@ -55,7 +58,7 @@ impl References {
         let clusters = kmeans(&points, k, iterations, seed);
         References {
             format: FORMAT.into(),
-            format_version: 1,
+            format_version: FORMAT_VERSION,
             centres,
             slices: points.len(),
             k,
@@ -77,6 +80,18 @@ impl References {
         if r.format != FORMAT {
             return Err(bad(format!("format is {:?}, expected {FORMAT:?}", r.format)));
         }
+        if let Some(pool) = r.descriptor.pool {
+            return Err(bad(format!(
+                "written by an older delinea, whose descriptor was a max-pooling kernel (pool {pool}) \
+                 rather than a grid: compute the references again with `delinea reference`"
+            )));
+        }
+        if r.format_version != FORMAT_VERSION {
+            return Err(bad(format!(
+                "format_version {} (this delinea reads {FORMAT_VERSION})",
+                r.format_version
+            )));
+        }
         let len = r.centroids.first().map_or(0, Vec::len);
         if len == 0
             || r.centroids
@@ -85,11 +100,58 @@ impl References {
         {
             return Err(bad("centroids must be non-empty, equally long and finite".into()));
         }
+        if len != r.descriptor.len() {
+            return Err(bad(format!(
+                "its centroids have {len} values but its descriptor grid {g} × {g} has {}",
+                r.descriptor.len(),
+                g = r.descriptor.grid
+            )));
+        }
         Ok(r)
     }
 
     /// Writes the file atomically (pretty JSON).
     pub fn write(&self, path: &Path) -> std::io::Result<()> {
         crate::fsutil::write_json_atomic(path, self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn files_record_their_grid_and_old_or_inconsistent_ones_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("refs.json");
+        let refs = References {
+            format: FORMAT.into(),
+            format_version: FORMAT_VERSION,
+            centres: vec!["C1".into()],
+            slices: 2,
+            k: 1,
+            iterations: 20,
+            seed: 0,
+            descriptor: DescriptorConfig::default(),
+            centroids: vec![vec![0.5; 256]],
+        };
+        refs.write(&path).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("\"grid\": 16"), "{text}");
+        assert_eq!(References::load(&path).unwrap(), refs);
+        // Written before the grid: a kernel and 16 values (64 x 64 slices, kernel 16).
+        let old = text
+            .replace("\"grid\": 16", "\"pool\": 16")
+            .replace("\"format_version\": 2", "\"format_version\": 1");
+        std::fs::write(&path, old).unwrap();
+        let e = References::load(&path).unwrap_err().to_string();
+        assert!(e.contains("older delinea") && e.contains("delinea reference"), "{e}");
+        let short = References {
+            centroids: vec![vec![0.5; 16]],
+            ..refs
+        };
+        short.write(&path).unwrap();
+        let e = References::load(&path).unwrap_err().to_string();
+        assert!(e.contains("16 values but its descriptor grid 16 × 16 has 256"), "{e}");
     }
 }

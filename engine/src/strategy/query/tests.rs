@@ -118,13 +118,35 @@ fn stdr_distances_from_descriptors_including_all_zero_ones() {
     let mut p = pool(vec![Scores::default(); 3]);
     p.rows[0].descriptor = vec![1.0, 1.0];
     p.rows[1].descriptor = vec![0.0, 0.0];
-    let p = p.with_reference(&refs);
+    let p = p.with_reference(&refs).unwrap();
     let err = by_name("stdr").unwrap().select(&p, Budget::Count(1), 0).unwrap_err();
     assert_eq!(
         err.to_string(),
         "strategy stdr: row 2 (case case2) has no stdr_distance score",
         "a row without a descriptor is named"
     );
+}
+
+#[test]
+fn references_of_another_grid_are_refused() {
+    // A 16 x 16 pool against 4 x 4 references (the kernel-16 grid of 64 x 64 slices).
+    let mut p = pool(vec![Scores::default(); 2]);
+    p.rows.iter_mut().for_each(|r| r.descriptor = vec![0.5; 256]);
+    let refs = vec![vec![0.0; 16]];
+    let options = QueryOptions {
+        budget: Budget::Count(1),
+        unit: Unit::Slice,
+        aggregate: Aggregate::Mean,
+        seed: 0,
+    };
+    let e = rank(p.clone(), Some(&refs), by_name("stdr").unwrap().as_ref(), &options).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "the reference points have 16 values (a 4 × 4 grid) but the pool's descriptors have 256 \
+         (a 16 × 16 grid): compute both with the same descriptor grid (the references file records its own)"
+    );
+    let same = vec![vec![0.0; 256]];
+    assert!(rank(p, Some(&same), by_name("stdr").unwrap().as_ref(), &options).is_ok());
 }
 
 #[test]
@@ -231,4 +253,41 @@ fn volume_rows_aggregate_their_slices() {
     let max = p.volumes(Aggregate::Max);
     assert_eq!(max.rows[1].scores.stdr_distance, Some(10.0));
     assert_eq!(picked(&run("mada", &max, Budget::Count(1))), [1]);
+}
+
+#[test]
+fn random_case_takes_whole_cases() {
+    // 4 cases x 5 slices.
+    let mut p = pool(vec![Scores::default(); 20]);
+    for (i, r) in p.rows.iter_mut().enumerate() {
+        r.case = format!("case{}", i / 5);
+        r.slice = Some(i % 5);
+    }
+    let s = run("random-case", &p, Budget::Fraction(0.5));
+    assert_eq!(s.items.len(), 10, "half the cases, all their slices");
+    let cases: std::collections::BTreeSet<&str> = s.items.iter().map(|i| i.case.as_str()).collect();
+    assert_eq!(cases.len(), 2);
+    for case in &cases {
+        let slices: Vec<_> = s.items.iter().filter(|i| i.case == *case).map(|i| i.slice).collect();
+        assert_eq!(
+            slices,
+            (0..5).map(Some).collect::<Vec<_>>(),
+            "{case}: every slice, in order"
+        );
+    }
+    assert_eq!(s, run("random-case", &p, Budget::Fraction(0.5)), "seeded");
+    assert_eq!(
+        run("random-case", &p, Budget::Count(12)).items.len(),
+        10,
+        "whole cases within 12 rows"
+    );
+    assert_eq!(
+        run("random-case", &p, Budget::Count(3)).items.len(),
+        5,
+        "at least one case"
+    );
+    assert_eq!(run("random-case", &p, Budget::Count(100)).items.len(), 20);
+    // On volume rows it draws volumes.
+    let v = run("random-case", &p.volumes(Aggregate::Mean), Budget::Fraction(0.5));
+    assert_eq!((v.items.len(), v.unit), (2, Unit::Volume));
 }
