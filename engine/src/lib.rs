@@ -22,6 +22,7 @@ pub mod model;
 pub mod preprocess;
 pub mod rng;
 pub mod schema;
+pub mod script;
 pub mod strategy;
 pub mod synth;
 pub mod train;

@@ -6,8 +6,9 @@ use anyhow::Context;
 use burn::tensor::backend::AutodiffBackend;
 use delinea::dataset::Manifest;
 use delinea::device::{self, BackendTask, DeviceRequest};
-use delinea::strategy::adapt::{self, AdaptPlan, AdaptState, OptimizerKind, SelectCheckpoint};
+use delinea::strategy::adapt::{AdaptPlan, AdaptState, OptimizerKind, SelectCheckpoint};
 use delinea::strategy::query::Selection;
+use delinea::strategy::Resolver;
 use delinea::train::{self, TrainConfig, TrainingLog};
 
 use super::progress::{self, Mode};
@@ -28,7 +29,8 @@ pub struct Args {
     /// The target centre.
     #[arg(long)]
     centre: String,
-    /// none, finetune, finetune+pseudo, finetune+pseudo-2stage, supervised, adabn or tent.
+    /// none, finetune, finetune+pseudo, finetune+pseudo-2stage, supervised, adabn, tent, or a
+    /// Rhai policy `script:PATH.rhai` (its `fn plan(state)`).
     #[arg(long, default_value = "finetune+pseudo")]
     strategy: String,
     /// Training config (augmentation, seed, batch sizes; schema data-schema/train-config.schema.json).
@@ -136,7 +138,7 @@ impl BackendTask for Task {
 }
 
 pub fn run(args: Args, global: Global) -> anyhow::Result<ExitStatus> {
-    let strategy = adapt::by_name(&args.strategy)?;
+    let strategy = Resolver::new().resolve_adapt(&args.strategy)?;
     let mut config = match &args.config {
         Some(p) => TrainConfig::load(p)?,
         None => TrainConfig::default(),
@@ -161,7 +163,7 @@ pub fn run(args: Args, global: Global) -> anyhow::Result<ExitStatus> {
         target: args.centre.clone(),
         schedule: config.schedule(args.select.into()),
     };
-    let plan = strategy.plan(&state);
+    let plan = strategy.plan(&state)?;
     train::check_supported(&plan)?;
     let device = device::resolve(args.device)?;
     std::fs::create_dir_all(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;

@@ -10,6 +10,7 @@ mod metrics;
 mod predict;
 mod progress;
 mod query;
+mod run;
 mod schema;
 mod synth;
 mod train;
@@ -61,6 +62,8 @@ enum Command {
     Experiment(experiment::ExperimentArgs),
     /// Synthesise the default cohort and run a CPU-sized experiment on it.
     Demo(experiment::DemoArgs),
+    /// Run a protocol written as a Rhai script (scripts/README.md).
+    Run(run::Args),
     /// Show which compute device `--device auto|cpu|cuda[:N]` resolves to here.
     Device(device::Args),
     /// Serve an experiment's runs over stdin and stdout (started by `experiment --jobs N`).
@@ -116,6 +119,7 @@ pub fn main() -> ExitCode {
         Command::Adapt(a) => adapt::run(a, global),
         Command::Experiment(a) => experiment::run_experiment(a, global),
         Command::Demo(a) => experiment::run_demo(a, global),
+        Command::Run(a) => run::run(a, global),
         Command::ExperimentWorker => experiment::run_worker(),
     };
     match result {

@@ -11,6 +11,7 @@ use delinea::model::checkpoint::{self, ModelCard};
 use delinea::strategy::query::{
     self, build_pool, Aggregate, Budget, CandidatePool, PoolOptions, QueryOptions, References, Unit,
 };
+use delinea::strategy::Resolver;
 use delinea::train::Augmentation;
 
 use super::{print_json, ExitStatus, Global};
@@ -71,7 +72,8 @@ pub struct QueryArgs {
     /// Target centre(s), comma-separated; their train split is the pool.
     #[arg(long = "centre", value_delimiter = ',', required = true)]
     centres: Vec<String>,
-    /// Strategy: random, entropy, bald, margin, stdr, mada, ugtst, coreset.
+    /// Strategy: random, random-case, entropy, bald, margin, stdr, mada, ugtst, coreset, or a
+    /// Rhai policy `script:PATH.rhai` (scripts/README.md).
     #[arg(long)]
     strategy: String,
     /// Budget: a count (12), a fraction (0.2) or a percentage (20%).
@@ -252,7 +254,7 @@ pub fn run_reference(args: ReferenceArgs, global: Global) -> anyhow::Result<Exit
 }
 
 pub fn run_query(args: QueryArgs, global: Global) -> anyhow::Result<ExitStatus> {
-    let strategy = query::by_name(&args.strategy)?;
+    let strategy = Resolver::new().resolve_query(&args.strategy)?;
     let budget = Budget::parse(&args.budget)?;
     let needs = strategy.needs();
     let refs = match (&args.refs, needs.stdr) {

@@ -16,7 +16,7 @@ use crate::model::UNet2d;
 use crate::volume;
 
 /// A model with its card, and where its masks go.
-pub(super) struct Scorer<'a, B: Backend> {
+pub struct Scorer<'a, B: Backend> {
     /// The model, in evaluation mode (a backend without autodiff).
     pub model: &'a UNet2d<B>,
     /// Its card (preprocessing, classes).
@@ -30,8 +30,13 @@ pub(super) struct Scorer<'a, B: Backend> {
 impl<B: Backend> Scorer<'_, B> {
     /// One row per test case of `domain`, in manifest order.
     pub fn domain(&self, manifest: &Manifest, domain: &Domain) -> Vec<CaseResult> {
+        self.split(manifest, domain, Split::Test)
+    }
+
+    /// One row per case of `domain` in `split`, in manifest order.
+    pub fn split(&self, manifest: &Manifest, domain: &Domain, split: Split) -> Vec<CaseResult> {
         domain
-            .cases(manifest, Split::Test)
+            .cases(manifest, split)
             .into_iter()
             .map(|case| self.case(manifest, domain, case))
             .collect()

@@ -37,6 +37,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 pub use config::{AdaptationConfig, ExperimentConfig, ReferenceConfig};
+pub use evaluate::Scorer;
 pub use plan::{Domain, Method, Plan};
 pub use store::Store;
 pub use table::Results;
@@ -358,6 +359,7 @@ pub fn run(experiment: &Experiment, device: Device, progress: &mut dyn FnMut(&Ev
         &experiment.source,
         &experiment.targets,
         experiment.config.clone(),
+        &crate::strategy::Resolver::new(),
     )?;
     let store = Store::open(&experiment.out, &plan)?;
     let task = runner::Task {

@@ -1,14 +1,16 @@
 //! What an experiment runs: the target domains resolved from the manifest, and the methods
 //! run on each (source-only, every query × adaptation pair, the supervised bound).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use serde::Serialize;
 
 use super::{Error, ExperimentConfig};
 use crate::dataset::{CaseEntry, Manifest, Split};
-use crate::strategy::adapt::{self, AdaptState, LabelSource};
-use crate::strategy::query::{self, Budget, Needs, Selection, Unit};
+use crate::strategy::adapt::{AdaptState, AdaptStrategy, LabelSource};
+use crate::strategy::query::{Budget, Needs, QueryStrategy, Selection, Unit};
+use crate::strategy::Resolver;
 use crate::train;
 
 /// One target domain: a centre's cases judged by one rater's labels.
@@ -91,6 +93,47 @@ pub(super) fn sanitize(name: &str) -> String {
         .collect()
 }
 
+/// The strategies a plan names, resolved once (builtins, scripts and plugins alike).
+#[derive(Clone, Default)]
+pub struct Strategies {
+    queries: BTreeMap<String, Arc<dyn QueryStrategy>>,
+    adapts: BTreeMap<String, Arc<dyn AdaptStrategy>>,
+}
+
+impl std::fmt::Debug for Strategies {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Strategies")
+            .field("queries", &self.queries.keys().collect::<Vec<_>>())
+            .field("adapts", &self.adapts.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl Strategies {
+    /// The query strategy named `name` in the plan.
+    pub fn query(&self, name: &str) -> Result<&dyn QueryStrategy, Error> {
+        self.queries
+            .get(name)
+            .map(|q| q.as_ref())
+            .ok_or_else(|| unplanned("query", name))
+    }
+
+    /// The adaptation strategy named `name` in the plan.
+    pub fn adapt(&self, name: &str) -> Result<&dyn AdaptStrategy, Error> {
+        self.adapts
+            .get(name)
+            .map(|a| a.as_ref())
+            .ok_or_else(|| unplanned("adaptation", name))
+    }
+}
+
+fn unplanned(what: &'static str, name: &str) -> Error {
+    Error::Config {
+        field: "queries/adapts",
+        reason: format!("{what} {name:?} is not in this experiment's plan"),
+    }
+}
+
 /// A resolved experiment: the manifest, the source centre, the domains and the methods.
 #[derive(Debug, Clone)]
 pub struct Plan {
@@ -106,12 +149,20 @@ pub struct Plan {
     pub config: ExperimentConfig,
     /// The parsed budget.
     pub budget: Budget,
+    /// Every strategy the methods name.
+    pub strategies: Strategies,
 }
 
 impl Plan {
-    /// Checks the config, the source, every target and every strategy name, before any
-    /// computation.
-    pub fn new(manifest: Manifest, source: &str, targets: &[String], config: ExperimentConfig) -> Result<Plan, Error> {
+    /// Checks the config, the source, every target and every strategy name (resolved with
+    /// `resolver`), before any computation.
+    pub fn new(
+        manifest: Manifest,
+        source: &str,
+        targets: &[String],
+        config: ExperimentConfig,
+        resolver: &Resolver,
+    ) -> Result<Plan, Error> {
         config.validate()?;
         if manifest.centre(source).is_none() {
             return Err(Error::UnknownSource {
@@ -133,7 +184,7 @@ impl Plan {
             }
             domains.push(d);
         }
-        let methods = methods(&config)?;
+        let (methods, strategies) = methods(&config, resolver)?;
         let budget = config.budget()?;
         Ok(Plan {
             manifest,
@@ -142,6 +193,7 @@ impl Plan {
             methods,
             config,
             budget,
+            strategies,
         })
     }
 
@@ -159,7 +211,7 @@ impl Plan {
     pub fn needs(&self) -> Result<Needs, Error> {
         let mut needs = Needs::default();
         for q in &self.config.queries {
-            needs = needs.or(query::by_name(q)?.needs());
+            needs = needs.or(self.strategies.query(q)?.needs());
         }
         Ok(needs)
     }
@@ -250,17 +302,26 @@ fn unknown_target(manifest: &Manifest, id: &str) -> Error {
     }
 }
 
-/// Source-only, every query × adaptation pair, then supervised; every name checked.
-fn methods(config: &ExperimentConfig) -> Result<Vec<Method>, Error> {
+/// Source-only, every query × adaptation pair, then supervised; every name resolved and
+/// checked.
+fn methods(config: &ExperimentConfig, resolver: &Resolver) -> Result<(Vec<Method>, Strategies), Error> {
+    let mut strategies = Strategies::default();
     let mut out = vec![Method::source_only()];
     for (i, q) in config.queries.iter().enumerate() {
-        query::by_name(q)?;
         if config.queries[..i].contains(q) {
             return Err(Error::Duplicate {
                 what: "query",
                 name: q.clone(),
             });
         }
+        strategies
+            .queries
+            .insert(q.clone(), Arc::from(resolver.resolve_query(q)?));
+    }
+    for a in ["none", "supervised"] {
+        strategies
+            .adapts
+            .insert(a.into(), Arc::from(resolver.resolve_adapt(a)?));
     }
     let mut labelled = Vec::new();
     for (i, a) in config.adapts.iter().enumerate() {
@@ -270,7 +331,11 @@ fn methods(config: &ExperimentConfig) -> Result<Vec<Method>, Error> {
                 name: a.clone(),
             });
         }
-        match check_adaptation(a, config)? {
+        if a == "none" || a == "supervised" {
+            return Err(Error::AlwaysRun { adapt: a.clone() });
+        }
+        let strategy: Arc<dyn AdaptStrategy> = Arc::from(resolver.resolve_adapt(a)?);
+        match check_adaptation(strategy.as_ref(), config)? {
             true => labelled.push(a),
             // Tent and AdaBN use no labels: one run per domain, without a query.
             false => out.push(Method {
@@ -278,6 +343,7 @@ fn methods(config: &ExperimentConfig) -> Result<Vec<Method>, Error> {
                 adapt: a.clone(),
             }),
         }
+        strategies.adapts.insert(a.clone(), strategy);
     }
     for q in &config.queries {
         out.extend(labelled.iter().map(|a| Method {
@@ -286,21 +352,17 @@ fn methods(config: &ExperimentConfig) -> Result<Vec<Method>, Error> {
         }));
     }
     out.push(Method::supervised());
-    Ok(out)
+    Ok((out, strategies))
 }
 
-/// Known, not one of the always-run pair, and runnable by the trainer; `true` when it learns
-/// from a selection's labels.
-fn check_adaptation(name: &str, config: &ExperimentConfig) -> Result<bool, Error> {
-    if name == "none" || name == "supervised" {
-        return Err(Error::AlwaysRun { adapt: name.into() });
-    }
+/// Runnable by the trainer; `true` when it learns from a selection's labels.
+fn check_adaptation(strategy: &dyn AdaptStrategy, config: &ExperimentConfig) -> Result<bool, Error> {
     let state = AdaptState {
         selection: no_selection(),
         target: String::new(),
         schedule: config.adaptation_schedule(),
     };
-    let plan = adapt::by_name(name)?.plan(&state);
+    let plan = strategy.plan(&state)?;
     train::check_supported(&plan)?;
     Ok(plan.data.iter().any(|d| d.labels == LabelSource::True))
 }

@@ -26,7 +26,7 @@ use crate::device::BackendTask;
 use crate::metrics::{self, stats, CaseResult, CaseStatus};
 use crate::model::checkpoint::{self, ModelCard};
 use crate::model::UNet2d;
-use crate::strategy::adapt::{self, AdaptState};
+use crate::strategy::adapt::AdaptState;
 use crate::strategy::query::{self, build_pool, CandidatePool, QueryOptions, References, Selection, Unit as RowUnit};
 use crate::train::{self, AdaptInputs, Trainer, TrainingData};
 
@@ -285,7 +285,7 @@ impl<B: AutodiffBackend> Runner<'_, '_, B> {
             seed: c.seed,
         };
         let references = self.references.as_ref().map(|r| r.centroids.as_slice());
-        let selection = query::rank(rows, references, query::by_name(name)?.as_ref(), &options)?;
+        let selection = query::rank(rows, references, plan.strategies.query(name)?, &options)?;
         write_json(&dir.join("selection.json"), &selection)
     }
 }
@@ -344,7 +344,7 @@ impl<B: AutodiffBackend> Context<'_, B> {
             target: domain.centre.clone(),
             schedule: self.plan.config.adaptation_schedule(),
         };
-        let plan = adapt::by_name(&method.adapt)?.plan(&state);
+        let plan = self.plan.strategies.adapt(&method.adapt)?.plan(&state)?;
         write_json(&dir.join("adapt-plan.json"), &plan)?;
         let source = self.store.source_model();
         let inputs = AdaptInputs {

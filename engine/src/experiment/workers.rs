@@ -382,6 +382,7 @@ pub fn serve(input: impl BufRead, output: impl Write) -> Result<(), Error> {
         &experiment.source,
         &experiment.targets,
         experiment.config.clone(),
+        &crate::strategy::Resolver::new(),
     )?;
     let store = Store::attach(&experiment.out, &plan)?;
     let task = Serve {

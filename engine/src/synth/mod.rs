@@ -99,8 +99,9 @@ pub use cohort::{
     Summary, SynthCase, MULTI_RATER_CENTRE,
 };
 
-/// What to generate.
-#[derive(Debug, Clone, PartialEq)]
+/// What to generate (a script's `synth_cohort` map gives any subset of the fields).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// Seed of every random draw.
     pub seed: u64,

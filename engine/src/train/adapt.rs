@@ -545,7 +545,7 @@ mod tests {
                 ..Schedule::default()
             },
         };
-        let plan = by_name("tent").unwrap().plan(&state);
+        let plan = by_name("tent").unwrap().plan(&state).unwrap();
         let inputs = AdaptInputs {
             plan: &plan,
             selection: &selection,
@@ -634,7 +634,7 @@ mod tests {
                     ..Schedule::default()
                 },
             };
-            let plan = by_name("finetune").unwrap().plan(&state);
+            let plan = by_name("finetune").unwrap().plan(&state).unwrap();
             let inputs = AdaptInputs {
                 plan: &plan,
                 selection: &selection,

@@ -115,10 +115,10 @@ impl AdaptStrategy for Named {
         self.name.clone()
     }
 
-    fn plan(&self, state: &AdaptState) -> AdaptPlan {
+    fn plan(&self, state: &AdaptState) -> Result<AdaptPlan, Error> {
         let b = (self.plan)(state);
         let schedule = (b.schedule)(state.schedule);
-        AdaptPlan {
+        Ok(AdaptPlan {
             strategy: self.name.clone(),
             target: state.target.clone(),
             data: b.data,
@@ -126,7 +126,7 @@ impl AdaptStrategy for Named {
             batch_norm: b.batch_norm,
             loss: b.loss,
             schedule,
-        }
+        })
     }
 }
 
@@ -154,7 +154,7 @@ mod tests {
 
     #[test]
     fn the_paper_method_trains_on_labels_and_pseudo_labels() {
-        let p = by_name("finetune+pseudo").unwrap().plan(&state());
+        let p = by_name("finetune+pseudo").unwrap().plan(&state()).unwrap();
         assert_eq!(
             p.data,
             vec![
@@ -173,7 +173,7 @@ mod tests {
     #[test]
     fn every_builtin_plans_what_its_name_says() {
         let s = state();
-        let plan = |n: &str| by_name(n).unwrap().plan(&s);
+        let plan = |n: &str| by_name(n).unwrap().plan(&s).unwrap();
         assert_eq!(plan("finetune").data, vec![source(Rows::Selected, LabelSource::True)]);
         assert_eq!(
             plan("finetune+pseudo-2stage").data,
@@ -197,7 +197,7 @@ mod tests {
             ("adabn", SelectCheckpoint::Last),
             ("none", SelectCheckpoint::Last),
         ] {
-            let p = by_name(name).unwrap().plan(&selecting);
+            let p = by_name(name).unwrap().plan(&selecting).unwrap();
             assert_eq!(
                 p.schedule.select, keeps,
                 "{name}: label-free methods read no validation label"

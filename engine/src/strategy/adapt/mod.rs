@@ -25,6 +25,23 @@ pub enum Error {
         /// The name asked for.
         name: String,
     },
+    /// A script policy failed (syntax, runtime, limits), `path:line:col: message`.
+    #[error(transparent)]
+    Script(crate::script::ScriptError),
+    /// A policy's plan does not fit the `adapt-plan` schema.
+    #[error("adaptation strategy {strategy}: {reason}")]
+    Plan {
+        /// The strategy.
+        strategy: String,
+        /// What is wrong, naming the field.
+        reason: String,
+    },
+    /// `plugin:PATH`, before the plugin host exists.
+    #[error("plugin:{}: native strategy plugins are not built yet (use a builtin or script:PATH.rhai)", .path.display())]
+    Plugin {
+        /// The path given.
+        path: std::path::PathBuf,
+    },
 }
 
 /// What a strategy sees when it plans.
@@ -204,6 +221,6 @@ pub struct AdaptPlan {
 pub trait AdaptStrategy: Send + Sync {
     /// The name it is registered under.
     fn name(&self) -> String;
-    /// The plan for `state`.
-    fn plan(&self, state: &AdaptState) -> AdaptPlan;
+    /// The plan for `state` (a script or plugin may fail to make one).
+    fn plan(&self, state: &AdaptState) -> Result<AdaptPlan, Error>;
 }

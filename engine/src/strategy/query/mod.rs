@@ -88,6 +88,23 @@ pub enum Error {
         /// Values per descriptor.
         descriptors: usize,
     },
+    /// A script policy failed (syntax, runtime, limits), `path:line:col: message`.
+    #[error(transparent)]
+    Script(crate::script::ScriptError),
+    /// A policy (script or plugin) returned something that breaks a rule.
+    #[error("strategy {strategy}: {reason}")]
+    Policy {
+        /// The strategy.
+        strategy: String,
+        /// The rule broken.
+        reason: String,
+    },
+    /// `plugin:PATH`, before the plugin host exists.
+    #[error("plugin:{}: native strategy plugins are not built yet (use a builtin or script:PATH.rhai)", .path.display())]
+    Plugin {
+        /// The path given.
+        path: std::path::PathBuf,
+    },
     /// No strategy of that name.
     #[error("unknown query strategy {name:?}; builtins: {}", BUILTIN_NAMES.join(", "))]
     Unknown {
@@ -221,6 +238,8 @@ pub enum Reason {
     Diverse,
     /// Drawn at random.
     Random,
+    /// Chosen by a script or plugin policy that gave no other reason.
+    Policy,
 }
 
 /// One selected row.
