@@ -396,3 +396,82 @@ fn an_adaptation_policy_plans_through_delinea_adapt() {
         "{err}"
     );
 }
+
+/// A protocol that uses the model, volume and metrics functions directly, and adapts with a
+/// plan map.
+#[test]
+fn a_protocol_reads_volumes_predicts_scores_and_adapts_with_a_plan_map() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (manifest, model, refs) = fixture(d);
+    query(&manifest, &model, &refs, "stdr", &d.join("selection.json"));
+    let m: Value = serde_json::from_str(&std::fs::read_to_string(&manifest).unwrap()).unwrap();
+    let case = m["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["centre"] == "C2")
+        .unwrap()
+        .clone();
+    let rel = |p: &Value| -> String {
+        let p = Path::new(p.as_str().unwrap());
+        let full = if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            Path::new(&manifest).parent().unwrap().join(p)
+        };
+        full.strip_prefix(d).unwrap().to_str().unwrap().to_string()
+    };
+    let image = rel(&case["image"]);
+    let label = rel(case["labels"].as_object().unwrap().values().next().unwrap());
+    let script = d.join("protocol.rhai");
+    std::fs::write(
+        &script,
+        format!(
+            r#"
+let model = load_model("model");
+let v = load_volume("{image}");
+let truth = load_labels("{label}");
+let p = model.predict(v);
+let u = model.uncertainty(v, 2);
+let d = model.descriptors(v);
+let m = metrics(p.mask, truth);
+let parts = truth.components();
+let selection = read_json("selection.json");
+let adapted = adapt_model(model, selection, #{{
+    manifest: "cohort/manifest.json", centre: "C2", iterations: 2, batch: 4, select: "last", out: "adapted",
+    plan: #{{ data: [#{{ rows: "selected", labels: "true" }}], trainable: "all", batch_norm: "train",
+             loss: [#{{ term: "segmentation", weight: 1.0 }}] }},
+}});
+write_labels(p.mask, "mask.nii.gz");
+#{{ dims: v.geometry().dims, slices: u.slice_entropy.len(), descriptor: d[0].len(),
+    dice: m.dsc, same_dice: dice(p.mask, truth) == m.dsc, components: parts.max_label(),
+    adapted: type_of(adapted) }}
+"#
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_delinea"))
+        .current_dir(d)
+        .args(["run", script.to_str().unwrap(), "--allow", ".", "--device", "cpu"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", describe(&out));
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        printed.contains("\"slices\": 8") && printed.contains("\"descriptor\": 256"),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("\"same_dice\": true") && printed.contains("\"adapted\": \"Model\""),
+        "{printed}"
+    );
+    assert!(printed.contains("\"components\": 1"), "{printed}");
+    assert!(d.join("mask.nii.gz").is_file() && d.join("adapted/model.mpk").is_file());
+    let plan: Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("adapted/adapt-plan.json")).unwrap()).unwrap();
+    assert_eq!(
+        (plan["strategy"].as_str(), plan["data"].as_array().map(Vec::len)),
+        (Some("plan map"), Some(1))
+    );
+}

@@ -140,7 +140,7 @@ pub fn run_experiment(args: ExperimentArgs, global: Global) -> anyhow::Result<Ex
     };
     let mut printer = Printer::new(global.quiet, args.output.log_every);
     let report = experiment::run(&experiment, device, &mut |e| printer.event(e))?;
-    finish(&report, &args.output, global, printer.start)
+    finish(&report, &report.markdown, &args.output, global, printer.start)
 }
 
 pub fn run_demo(args: DemoArgs, global: Global) -> anyhow::Result<ExitStatus> {
@@ -148,7 +148,7 @@ pub fn run_demo(args: DemoArgs, global: Global) -> anyhow::Result<ExitStatus> {
     let mut printer = Printer::new(global.quiet, args.output.log_every);
     let workers = workers(&args.output, device)?;
     let report = demo::run(&args.out, args.seed, device, workers, &mut |e| printer.event(e))?;
-    finish(&report, &args.output, global, printer.start)
+    finish(&report, &report.summary, &args.output, global, printer.start)
 }
 
 /// `--jobs` and `--threads`, served by this executable.
@@ -170,9 +170,15 @@ pub fn run_worker() -> anyhow::Result<ExitStatus> {
     Ok(ExitStatus::Success)
 }
 
-/// The summary line, then the table (or the JSON report); exit 1 when a case could not be
-/// evaluated.
-fn finish(report: &Report, output: &OutputArgs, global: Global, start: Instant) -> anyhow::Result<ExitStatus> {
+/// The summary line, then `table` (`table.md` for an experiment, `summary.md` for the demo) or
+/// the JSON report; exit 1 when a case could not be evaluated.
+fn finish(
+    report: &Report,
+    table: &str,
+    output: &OutputArgs,
+    global: Global,
+    start: Instant,
+) -> anyhow::Result<ExitStatus> {
     let domains = &report.results.domains;
     let errors: usize = domains.iter().flat_map(|d| &d.methods).map(|m| m.errors).sum();
     if !global.quiet {
@@ -183,7 +189,10 @@ fn finish(report: &Report, output: &OutputArgs, global: Global, start: Instant) 
             report.skipped,
             if report.source_reused { "reused" } else { "trained" },
             duration(start.elapsed().as_secs_f64()),
-            report.out.join("{table.md,table.csv,results.json,cases.csv}").display()
+            report
+                .out
+                .join("{table.md,summary.md,table.csv,results.json,cases.csv}")
+                .display()
         );
         if errors > 0 {
             eprintln!("{errors} test case(s) could not be evaluated: see the message column of cases.csv");
@@ -192,7 +201,7 @@ fn finish(report: &Report, output: &OutputArgs, global: Global, start: Instant) 
     if output.json {
         print_json(report)?;
     } else if !global.quiet {
-        print!("{}", report.markdown);
+        print!("{table}");
     }
     Ok(if errors > 0 {
         ExitStatus::Failure

@@ -68,6 +68,23 @@ pub struct AdaptationConfig {
     pub validate_every: usize,
 }
 
+impl AdaptationConfig {
+    /// `base` (the source's training config) with this adaptation's iterations, batch,
+    /// optimiser, learning rate, sampling and validation interval, and `seed`.
+    pub fn training(&self, base: &TrainConfig, seed: u64) -> TrainConfig {
+        TrainConfig {
+            iterations: self.iterations,
+            batch: self.batch,
+            optimizer: self.optimizer,
+            lr: self.lr,
+            tumour_fraction: self.tumour_fraction,
+            validate_every: self.validate_every,
+            seed,
+            ..base.clone()
+        }
+    }
+}
+
 impl Default for AdaptationConfig {
     fn default() -> Self {
         AdaptationConfig {
@@ -197,17 +214,7 @@ impl ExperimentConfig {
     /// batch, optimiser, learning rate, sampling and validation interval, and the experiment's
     /// seed.
     pub fn adaptation_training(&self) -> TrainConfig {
-        let a = &self.adaptation;
-        TrainConfig {
-            iterations: a.iterations,
-            batch: a.batch,
-            optimizer: a.optimizer,
-            lr: a.lr,
-            tumour_fraction: a.tumour_fraction,
-            validate_every: a.validate_every,
-            seed: self.seed,
-            ..self.source.clone()
-        }
+        self.adaptation.training(&self.source, self.seed)
     }
 
     /// The schedule adaptation plans start from ([`ExperimentConfig::adaptation_training`]'s,

@@ -345,6 +345,9 @@ pub struct Report {
     /// `table.md`.
     #[serde(skip)]
     pub markdown: String,
+    /// `summary.md`.
+    #[serde(skip)]
+    pub summary: String,
 }
 
 /// Runs `experiment` on `device`: checks everything first (bad names, a source among the
@@ -385,6 +388,7 @@ pub fn run(experiment: &Experiment, device: Device, progress: &mut dyn FnMut(&Ev
         source_reused: counts.source_reused,
         seconds: start.elapsed().as_secs_f64(),
         markdown: table::markdown(&results),
+        summary: table::summary(&results),
         results,
     })
 }

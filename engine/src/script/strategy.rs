@@ -208,23 +208,26 @@ impl AdaptStrategy for ScriptAdapt {
             .host
             .call(&self.script, "plan", (value,), 0)
             .map_err(adapt::Error::Script)?;
-        let mut plan: serde_json::Value = rhai::serde::from_dynamic(&returned)
-            .map_err(|e| bad(format!("plan must return a map, not {}: {e}", returned.type_name())))?;
-        let Some(fields) = plan.as_object_mut() else {
-            return Err(bad(format!("plan must return a map, not {}", returned.type_name())));
-        };
-        fields.entry("strategy").or_insert_with(|| self.name.clone().into());
-        fields.entry("target").or_insert_with(|| state.target.clone().into());
-        if !fields.contains_key("schedule") {
-            fields.insert("schedule".into(), json["schedule"].clone());
-        }
-        serde_path_to_error::deserialize::<_, AdaptPlan>(plan).map_err(|e| {
-            bad(format!(
-                "{}: the plan's field {}: {}",
-                self.path().display(),
-                e.path(),
-                e.inner()
-            ))
-        })
+        plan_from_map(&returned, &self.name, state)
+            .map_err(|reason| bad(format!("{}: {reason}", self.path().display())))
     }
+}
+
+/// A plan map (what a policy's `plan` returns, or `adapt_model`'s `plan` setting) as a plan:
+/// `strategy`, `target` and `schedule` filled from `name` and `state` where the map leaves
+/// them out, then read against the schema; the error names the field that does not fit.
+pub fn plan_from_map(value: &Dynamic, name: &str, state: &AdaptState) -> Result<AdaptPlan, String> {
+    let mut plan: serde_json::Value = rhai::serde::from_dynamic(value)
+        .map_err(|e| format!("a plan must be a map, not {}: {e}", value.type_name()))?;
+    let Some(fields) = plan.as_object_mut() else {
+        return Err(format!("a plan must be a map, not {}", value.type_name()));
+    };
+    fields.entry("strategy").or_insert_with(|| name.into());
+    fields.entry("target").or_insert_with(|| state.target.clone().into());
+    if !fields.contains_key("schedule") {
+        let schedule = serde_json::to_value(state.schedule).map_err(|e| e.to_string())?;
+        fields.insert("schedule".into(), schedule);
+    }
+    serde_path_to_error::deserialize::<_, AdaptPlan>(plan)
+        .map_err(|e| format!("the plan's field {}: {}", e.path(), e.inner()))
 }

@@ -84,6 +84,19 @@ fn maybe_text(map: &Map, key: &str, what: &str) -> Fallible<Option<String>> {
     }
 }
 
+/// A count field of a settings map (`default` when absent).
+fn count_of(map: &Map, key: &str, default: usize, what: &str) -> Fallible<usize> {
+    match map.get(key) {
+        None => Ok(default),
+        Some(v) => {
+            let i = v
+                .as_int()
+                .map_err(|t| format!("{what}: `{key}` must be an integer, found {t}"))?;
+            count(i, &format!("{what}: `{key}`"))
+        }
+    }
+}
+
 /// A manifest inside the allowed folders, every file it names inside them too.
 fn manifest(session: &Session, path: &str) -> Fallible<Manifest> {
     let file = session.sandbox.read(path)?;
@@ -401,14 +414,9 @@ pub mod model_api {
         let out_name = text(&settings, "out", what)?;
         let out = s.sandbox.write(&out_name)?;
         let centre = text(&settings, "centre", what)?;
-        let int = |key: &str, default: INT| -> Fallible<usize> {
-            let v = settings.get(key).map_or(Ok(default), |v| {
-                v.as_int()
-                    .map_err(|t| format!("{what}: `{key}` must be an integer, found {t}"))
-            })?;
-            count(v, key)
-        };
-        let (k, iterations, seed) = (int("k", 40)?, int("iterations", 20)?, int("seed", 0)? as u64);
+        let k = count_of(&settings, "k", 40, what)?;
+        let iterations = count_of(&settings, "iterations", 20, what)?;
+        let seed = count_of(&settings, "seed", 0, what)? as u64;
         let descriptor: DescriptorConfig = match settings.get("descriptor") {
             Some(d) => from_map(d, "make_references descriptor")?,
             None => DescriptorConfig::default(),
@@ -461,23 +469,14 @@ pub mod model_api {
             Some(path) => Some(References::load(&s.sandbox.read(&path)?).map_err(|e| e.to_string())?),
             None => None,
         };
-        let mut options = PoolOptions {
+        let defaults = PoolOptions::default();
+        let options = PoolOptions {
             needs: needs(&names, what)?,
             descriptor: refs.as_ref().map(|r| r.descriptor).unwrap_or_default(),
-            ..PoolOptions::default()
+            mc_samples: count_of(&settings, "mc_samples", defaults.mc_samples, what)?,
+            seed: count_of(&settings, "seed", 0, what)? as u64,
+            ..defaults
         };
-        if let Some(t) = settings.get("mc_samples") {
-            options.mc_samples = count(
-                t.as_int()
-                    .map_err(|t| format!("{what}: mc_samples must be an integer, found {t}"))?,
-                "mc_samples",
-            )?;
-        }
-        if let Some(seed) = settings.get("seed") {
-            options.seed = seed
-                .as_int()
-                .map_err(|t| format!("{what}: seed must be an integer, found {t}"))? as u64;
-        }
         if options.needs.stdr && refs.is_none() {
             return Err(format!("{what}: the stdr need takes `references` (a references file)").into());
         }
@@ -521,10 +520,11 @@ pub mod model_api {
     }
 
     /// Adapts `model` to a target centre with a selection's labels into folder `out`, with an
-    /// adaptation strategy (`"finetune"`, `"finetune+pseudo"`, … or `"script:PATH.rhai"`) and
-    /// the adaptation settings (iterations, batch, optimizer, lr, tumour_fraction, select,
-    /// validate_every, seed): `adapt_model(model, selection, #{manifest: m, centre: "C2",
-    /// strategy: "finetune", iterations: 100, batch: 8, out: "work/c2-stdr"})`.
+    /// adaptation strategy (`"finetune"`, `"finetune+pseudo"`, … or `"script:PATH.rhai"`) or a
+    /// `plan` map (the adapt-plan schema), and the adaptation settings (iterations, batch,
+    /// optimizer, lr, tumour_fraction, select, validate_every, seed):
+    /// `adapt_model(model, selection, #{manifest: m, centre: "C2", strategy: "finetune",
+    /// iterations: 100, batch: 8, out: "work/c2-stdr"})`.
     #[rhai_fn(return_raw)]
     pub fn adapt_model(ctx: NativeCallContext, model: Model, selection: Dynamic, settings: Map) -> Fallible<Model> {
         let s = session(&ctx)?;
@@ -536,39 +536,33 @@ pub mod model_api {
         let out = s.sandbox.folder(&text(&settings, "out", what)?)?;
         let selection: Selection = from_map(&selection, "adapt_model selection")?;
         let mut fields = settings.clone();
-        for key in ["manifest", "centre", "rater", "out", "strategy", "seed"] {
+        for key in ["manifest", "centre", "rater", "out", "strategy", "seed", "plan"] {
             fields.remove(key);
         }
         let a: crate::experiment::AdaptationConfig = from_map(&Dynamic::from(fields), what)?;
-        let seed = match settings.get("seed") {
-            Some(v) => v
-                .as_int()
-                .map_err(|t| format!("{what}: seed must be an integer, found {t}"))? as u64,
-            None => 0,
-        };
-        let config = TrainConfig {
-            iterations: a.iterations,
-            batch: a.batch,
-            optimizer: a.optimizer,
-            lr: a.lr,
-            tumour_fraction: a.tumour_fraction,
-            validate_every: a.validate_every,
-            seed,
-            ..model
-                .card
-                .training
-                .as_ref()
-                .map(|t| t.config.clone())
-                .unwrap_or_default()
-        };
-        let strategy_name = maybe_text(&settings, "strategy", what)?.unwrap_or_else(|| "finetune+pseudo".into());
-        let strategy = s.resolver()?.resolve_adapt(&strategy_name).map_err(|e| e.to_string())?;
+        let seed = count_of(&settings, "seed", 0, what)? as u64;
+        let base = model
+            .card
+            .training
+            .as_ref()
+            .map(|t| t.config.clone())
+            .unwrap_or_default();
+        let config = a.training(&base, seed);
         let state = AdaptState {
             selection: selection.clone(),
             target: centre,
             schedule: config.schedule(a.select),
         };
-        let plan = strategy.plan(&state).map_err(|e| e.to_string())?;
+        let plan = match settings.get("plan") {
+            Some(map) => {
+                crate::script::strategy::plan_from_map(map, "plan map", &state).map_err(|e| format!("{what}: {e}"))?
+            }
+            None => {
+                let name = maybe_text(&settings, "strategy", what)?.unwrap_or_else(|| "finetune+pseudo".into());
+                let strategy = s.resolver()?.resolve_adapt(&name).map_err(|e| e.to_string())?;
+                strategy.plan(&state).map_err(|e| e.to_string())?
+            }
+        };
         train::check_supported(&plan).map_err(|e| e.to_string())?;
         let inputs = AdaptInputs {
             plan: &plan,
