@@ -7,58 +7,18 @@
 //! Run: `cargo bench -p delinea --bench script -- [--repeat N]`
 #![allow(clippy::print_stdout)]
 
+mod common;
+
 use std::path::Path;
 use std::time::Instant;
 
-use delinea::strategy::query::{by_name, Budget, Candidate, CandidatePool, Scores, Unit};
+use common::{median_ms, pool, repeat};
+
+use delinea::strategy::query::{by_name, Budget};
 use delinea::strategy::Resolver;
 
-fn pool(n: usize) -> CandidatePool {
-    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-    let mut next = move || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        (x >> 40) as f32 / (1u64 << 24) as f32
-    };
-    let rows = (0..n)
-        .map(|i| Candidate {
-            case: format!("case{}", i / 24),
-            centre: "C2".into(),
-            slice: Some(i % 24),
-            scores: Scores {
-                entropy: Some(next()),
-                stdr_distance: Some(next() * 10.0),
-                ..Scores::default()
-            },
-            descriptor: vec![],
-            features: vec![],
-        })
-        .collect();
-    CandidatePool {
-        unit: Unit::Slice,
-        rows,
-    }
-}
-
-fn median_ms(repeat: usize, mut f: impl FnMut()) -> f64 {
-    let mut t: Vec<f64> = (0..repeat)
-        .map(|_| {
-            let start = Instant::now();
-            f();
-            start.elapsed().as_secs_f64() * 1000.0
-        })
-        .collect();
-    t.sort_by(f64::total_cmp);
-    t[t.len() / 2]
-}
-
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let repeat = match args.iter().position(|a| a == "--repeat") {
-        Some(i) => args.get(i + 1).ok_or("--repeat needs a number")?.parse()?,
-        None => 5,
-    };
+    let repeat = repeat()?;
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/script");
     let resolver = Resolver::new();
     for n in [10_000, 100_000] {

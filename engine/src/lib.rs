@@ -19,6 +19,7 @@ pub mod infer;
 pub mod mem;
 pub mod metrics;
 pub mod model;
+pub mod plugin;
 pub mod preprocess;
 pub mod rng;
 pub mod schema;

@@ -4,6 +4,7 @@
 mod dataset; // delinea validate over manifests with every kind of problem
 mod experiment; // delinea experiment: outputs, resume, one run redone, changed config, bad input
 mod metrics; // delinea metrics / evaluate / compare on small masks, empties, missing predictions
+mod plugin; // native plugins in query, adapt and experiment; every bad plugin refused
 mod query; // delinea reference then delinea query: selections, dual reference, errors
 mod script; // Rhai policies in query and experiment, the paper protocol as a script, errors
 mod synth; // delinea synth, then delinea validate on its manifest

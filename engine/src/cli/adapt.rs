@@ -138,7 +138,10 @@ impl BackendTask for Task {
 }
 
 pub fn run(args: Args, global: Global) -> anyhow::Result<ExitStatus> {
-    let strategy = Resolver::new().resolve_adapt(&args.strategy)?;
+    let services = super::query::plugin_services(&args.manifest, &args.model, args.device)?;
+    let strategy = Resolver::new()
+        .with_plugin_services(services)
+        .resolve_adapt(&args.strategy)?;
     let mut config = match &args.config {
         Some(p) => TrainConfig::load(p)?,
         None => TrainConfig::default(),

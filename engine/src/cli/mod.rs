@@ -7,6 +7,7 @@ mod device;
 mod experiment;
 mod inspect;
 mod metrics;
+mod plugins;
 mod predict;
 mod progress;
 mod query;
@@ -28,6 +29,10 @@ pub struct Cli {
     /// Print nothing but errors and requested output.
     #[arg(long, global = true)]
     quiet: bool,
+    /// A folder of native strategy plugins, found by name as `plugin:NAME` (repeatable; added
+    /// to DELINEA_PLUGIN_PATH).
+    #[arg(long = "plugin-dir", global = true, value_name = "DIR")]
+    plugin_dirs: Vec<std::path::PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -64,6 +69,8 @@ enum Command {
     Demo(experiment::DemoArgs),
     /// Run a protocol written as a Rhai script (scripts/README.md).
     Run(run::Args),
+    /// List or inspect native strategy plugins (plugins/README.md).
+    Plugins(plugins::Args),
     /// Show which compute device `--device auto|cpu|cuda[:N]` resolves to here.
     Device(device::Args),
     /// Serve an experiment's runs over stdin and stdout (started by `experiment --jobs N`).
@@ -102,6 +109,19 @@ pub struct Global {
 /// Parses the command line, runs it, prints any error with its causes, and exits.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !cli.plugin_dirs.is_empty() {
+        // Before any thread starts: the plugin folders reach the resolver and the worker
+        // processes an experiment starts through the environment.
+        let mut dirs = cli.plugin_dirs.clone();
+        dirs.extend(
+            std::env::var_os("DELINEA_PLUGIN_PATH")
+                .map(|v| std::env::split_paths(&v).collect::<Vec<_>>())
+                .unwrap_or_default(),
+        );
+        if let Ok(joined) = std::env::join_paths(dirs) {
+            std::env::set_var("DELINEA_PLUGIN_PATH", joined);
+        }
+    }
     let global = Global { quiet: cli.quiet };
     let result = match cli.command {
         Command::Inspect(a) => inspect::run(a, global),
@@ -120,6 +140,7 @@ pub fn main() -> ExitCode {
         Command::Experiment(a) => experiment::run_experiment(a, global),
         Command::Demo(a) => experiment::run_demo(a, global),
         Command::Run(a) => run::run(a, global),
+        Command::Plugins(a) => plugins::run(a, global),
         Command::ExperimentWorker => experiment::run_worker(),
     };
     match result {

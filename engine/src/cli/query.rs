@@ -8,6 +8,8 @@ use delinea::dataset::{CaseEntry, Manifest, Split};
 use delinea::device::{self, BackendTask, DeviceRequest};
 use delinea::infer::DescriptorConfig;
 use delinea::model::checkpoint::{self, ModelCard};
+use delinea::plugin::PluginServices;
+use delinea::script::Sandbox;
 use delinea::strategy::query::{
     self, build_pool, Aggregate, Budget, CandidatePool, PoolOptions, QueryOptions, References, Unit,
 };
@@ -193,6 +195,21 @@ fn pool(
     )?
 }
 
+/// What a plugin strategy may reach from these commands: the manifest's folder (its images
+/// and labels) and the model, on the command's device.
+pub(super) fn plugin_services(manifest: &Path, model: &Path, device: DeviceRequest) -> anyhow::Result<PluginServices> {
+    let folder = manifest
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let sandbox = Sandbox::new(&[folder.to_path_buf()], &std::env::current_dir()?).map_err(anyhow::Error::msg)?;
+    Ok(PluginServices {
+        sandbox,
+        model: Some(model.to_path_buf()),
+        device: device::resolve(device)?,
+    })
+}
+
 /// Refuses a descriptor grid that does not divide the model's slices.
 fn check_grid(descriptor: &DescriptorConfig, card: &ModelCard, model: &Path) -> anyhow::Result<()> {
     let size = card.preprocessing.slice_size;
@@ -254,7 +271,10 @@ pub fn run_reference(args: ReferenceArgs, global: Global) -> anyhow::Result<Exit
 }
 
 pub fn run_query(args: QueryArgs, global: Global) -> anyhow::Result<ExitStatus> {
-    let strategy = Resolver::new().resolve_query(&args.strategy)?;
+    let services = plugin_services(&args.manifest, &args.model, args.device)?;
+    let strategy = Resolver::new()
+        .with_plugin_services(services)
+        .resolve_query(&args.strategy)?;
     let budget = Budget::parse(&args.budget)?;
     let needs = strategy.needs();
     let refs = match (&args.refs, needs.stdr) {

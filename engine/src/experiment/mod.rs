@@ -362,7 +362,7 @@ pub fn run(experiment: &Experiment, device: Device, progress: &mut dyn FnMut(&Ev
         &experiment.source,
         &experiment.targets,
         experiment.config.clone(),
-        &crate::strategy::Resolver::new(),
+        &resolver(&experiment.manifest, &experiment.out, device),
     )?;
     let store = Store::open(&experiment.out, &plan)?;
     let task = runner::Task {
@@ -391,6 +391,23 @@ pub fn run(experiment: &Experiment, device: Device, progress: &mut dyn FnMut(&Ev
         summary: table::summary(&results),
         results,
     })
+}
+
+/// The strategy resolver of an experiment: plugins may read the manifest's folder and run the
+/// source model (`out/source/model`) on `device`.
+pub(crate) fn resolver(manifest: &Path, out: &Path, device: Device) -> crate::strategy::Resolver {
+    let folder = manifest
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let base = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    let services = crate::plugin::PluginServices {
+        sandbox: crate::script::Sandbox::new(&[folder.to_path_buf()], &base)
+            .unwrap_or_else(|_| crate::script::Sandbox::none()),
+        model: Some(out.join("source").join("model")),
+        device,
+    };
+    crate::strategy::Resolver::new().with_plugin_services(services)
 }
 
 /// Reads every run's per-case table (and each query's selection) and writes the experiment's

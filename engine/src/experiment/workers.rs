@@ -369,6 +369,7 @@ pub fn serve(input: impl BufRead, output: impl Write) -> Result<(), Error> {
         .map_err(|e| bad(e.to_string()))?;
     let spec: WorkerSpec = serde_json::from_str(&first).map_err(|e| bad(format!("not an experiment: {e}")))?;
     let request: DeviceRequest = spec.device.parse()?;
+    let device = device::resolve(request)?;
     let experiment = Experiment {
         manifest: spec.manifest.clone(),
         source: spec.source.clone(),
@@ -382,7 +383,7 @@ pub fn serve(input: impl BufRead, output: impl Write) -> Result<(), Error> {
         &experiment.source,
         &experiment.targets,
         experiment.config.clone(),
-        &crate::strategy::Resolver::new(),
+        &super::resolver(&experiment.manifest, &experiment.out, device),
     )?;
     let store = Store::attach(&experiment.out, &plan)?;
     let task = Serve {
@@ -392,7 +393,7 @@ pub fn serve(input: impl BufRead, output: impl Write) -> Result<(), Error> {
         lines: Box::new(lines),
         output: Box::new(output),
     };
-    device::run_on(device::resolve(request)?, task)?
+    device::run_on(device, task)?
 }
 
 /// The units of a worker process, on one backend.

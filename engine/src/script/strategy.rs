@@ -213,21 +213,10 @@ impl AdaptStrategy for ScriptAdapt {
     }
 }
 
-/// A plan map (what a policy's `plan` returns, or `adapt_model`'s `plan` setting) as a plan:
-/// `strategy`, `target` and `schedule` filled from `name` and `state` where the map leaves
-/// them out, then read against the schema; the error names the field that does not fit.
+/// A plan map (what a policy's `plan` returns, or `adapt_model`'s `plan` setting) as a plan
+/// ([`adapt::plan_from_json`]).
 pub fn plan_from_map(value: &Dynamic, name: &str, state: &AdaptState) -> Result<AdaptPlan, String> {
-    let mut plan: serde_json::Value = rhai::serde::from_dynamic(value)
+    let plan: serde_json::Value = rhai::serde::from_dynamic(value)
         .map_err(|e| format!("a plan must be a map, not {}: {e}", value.type_name()))?;
-    let Some(fields) = plan.as_object_mut() else {
-        return Err(format!("a plan must be a map, not {}", value.type_name()));
-    };
-    fields.entry("strategy").or_insert_with(|| name.into());
-    fields.entry("target").or_insert_with(|| state.target.clone().into());
-    if !fields.contains_key("schedule") {
-        let schedule = serde_json::to_value(state.schedule).map_err(|e| e.to_string())?;
-        fields.insert("schedule".into(), schedule);
-    }
-    serde_path_to_error::deserialize::<_, AdaptPlan>(plan)
-        .map_err(|e| format!("the plan's field {}: {}", e.path(), e.inner()))
+    adapt::plan_from_json(plan, name, state)
 }

@@ -5,13 +5,19 @@
 //! - `stdr`, `entropy`, `finetune+pseudo`, … : builtin (Rust);
 //! - `script:PATH.rhai`: a Rhai policy (`fn select(pool, budget)` / `fn plan(state)`), run by
 //!   the resolver's script host (built once per command or job);
-//! - `plugin:PATH`: a native plugin (reserved: refused until the plugin host exists).
+//! - `plugin:PATH` or `plugin:NAME` (found in the plugin folders), with optional
+//!   `?key=value&…` parameters: a native plugin through the C ABI of `plugins/api`.
 
 use std::path::Path;
 use std::sync::Arc;
 
 use super::adapt::{self, AdaptStrategy};
 use super::query::{self, QueryStrategy};
+use std::path::PathBuf;
+
+use crate::plugin::services::Table;
+use crate::plugin::strategy::{PluginAdapt, PluginQuery};
+use crate::plugin::{self, PluginServices};
 use crate::script::strategy::{ScriptAdapt, ScriptQuery};
 use crate::script::{Limits, ScriptHost, Session};
 
@@ -39,10 +45,13 @@ impl<'a> FrontDoor<'a> {
     }
 }
 
-/// Maps strategy names to strategies; scripts run in its host.
+/// Maps strategy names to strategies; scripts run in its host, plugins are found in its
+/// folders and reach its services.
 #[derive(Debug, Clone)]
 pub struct Resolver {
     scripts: Arc<ScriptHost>,
+    plugin_dirs: Vec<PathBuf>,
+    services: Arc<Table>,
 }
 
 impl Default for Resolver {
@@ -58,9 +67,41 @@ impl Resolver {
         Resolver::with_host(ScriptHost::new(Session::for_policies(), Limits::default()))
     }
 
-    /// A resolver whose scripts run in `host` (a protocol's, a job's).
+    /// A resolver whose scripts run in `host` (a protocol's, a job's); plugins from the
+    /// folders of `DELINEA_PLUGIN_PATH`, offered no services.
     pub fn with_host(scripts: Arc<ScriptHost>) -> Resolver {
-        Resolver { scripts }
+        Resolver {
+            scripts,
+            plugin_dirs: plugin::plugin_dirs(&[]),
+            services: Table::new(PluginServices::default()),
+        }
+    }
+
+    /// The same resolver finding plugins by name in the folders of `DELINEA_PLUGIN_PATH` and
+    /// `dirs`.
+    pub fn with_plugin_dirs(self, dirs: &[PathBuf]) -> Resolver {
+        Resolver {
+            plugin_dirs: plugin::plugin_dirs(dirs),
+            ..self
+        }
+    }
+
+    /// The same resolver offering plugins `services` (files they may read, the model).
+    pub fn with_plugin_services(self, services: PluginServices) -> Resolver {
+        Resolver {
+            services: Table::new(services),
+            ..self
+        }
+    }
+
+    /// The loaded plugin `reference` names (a path or a name, with `?params`).
+    fn plugin(
+        &self,
+        reference: &str,
+    ) -> Result<(&'static plugin::load::Loaded, serde_json::Value), plugin::PluginError> {
+        let (file, params) = plugin::split_params(reference)?;
+        let path = plugin::locate(file, &self.plugin_dirs)?;
+        Ok((plugin::load::load(&path)?, params))
     }
 
     /// The query strategy `name` names.
@@ -70,9 +111,16 @@ impl Resolver {
             FrontDoor::Script(path) => Ok(Box::new(
                 ScriptQuery::load(Arc::clone(&self.scripts), path, name).map_err(query::Error::Script)?,
             )),
-            FrontDoor::Plugin(path) => Err(query::Error::Plugin {
-                path: path.to_path_buf(),
-            }),
+            FrontDoor::Plugin(_) => {
+                let reference = &name["plugin:".len()..];
+                let (loaded, params) = self.plugin(reference).map_err(query::Error::Plugin)?;
+                Ok(Box::new(PluginQuery::new(
+                    loaded,
+                    name,
+                    &params,
+                    Arc::clone(&self.services),
+                )?))
+            }
         }
     }
 
@@ -83,9 +131,16 @@ impl Resolver {
             FrontDoor::Script(path) => Ok(Box::new(
                 ScriptAdapt::load(Arc::clone(&self.scripts), path, name).map_err(adapt::Error::Script)?,
             )),
-            FrontDoor::Plugin(path) => Err(adapt::Error::Plugin {
-                path: path.to_path_buf(),
-            }),
+            FrontDoor::Plugin(_) => {
+                let reference = &name["plugin:".len()..];
+                let (loaded, params) = self.plugin(reference).map_err(adapt::Error::Plugin)?;
+                Ok(Box::new(PluginAdapt::new(
+                    loaded,
+                    name,
+                    &params,
+                    Arc::clone(&self.services),
+                )?))
+            }
         }
     }
 }
@@ -106,9 +161,15 @@ mod tests {
         assert_eq!(r.resolve_query("entropy").unwrap().name(), "entropy");
         assert_eq!(r.resolve_adapt("finetune").unwrap().name(), "finetune");
         let e = r.resolve_query("plugin:libx.so").err().unwrap().to_string();
-        assert!(e.contains("libx.so") && e.contains("not built yet"), "{e}");
-        let e = r.resolve_adapt("plugin:libx.so").err().unwrap().to_string();
-        assert!(e.contains("not built yet"), "{e}");
+        assert!(e.contains("libx.so") && e.contains("No such file"), "{e}");
+        let e = r
+            .clone()
+            .with_plugin_dirs(&[])
+            .resolve_adapt("plugin:nameless")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("no plugin named \"nameless\""), "{e}");
         let e = r.resolve_query("script:no/such.rhai").err().unwrap().to_string();
         assert!(e.starts_with("no/such.rhai: "), "{e}");
     }

@@ -36,12 +36,9 @@ pub enum Error {
         /// What is wrong, naming the field.
         reason: String,
     },
-    /// `plugin:PATH`, before the plugin host exists.
-    #[error("plugin:{}: native strategy plugins are not built yet (use a builtin or script:PATH.rhai)", .path.display())]
-    Plugin {
-        /// The path given.
-        path: std::path::PathBuf,
-    },
+    /// A plugin that cannot be used (refused, not found, bad parameters).
+    #[error(transparent)]
+    Plugin(crate::plugin::PluginError),
 }
 
 /// What a strategy sees when it plans.
@@ -215,6 +212,23 @@ pub struct AdaptPlan {
     pub loss: Vec<LossTerm>,
     /// Optimiser and schedule (`iterations` 0: no gradient step).
     pub schedule: Schedule,
+}
+
+/// A plan as JSON (what a script or a plugin returns): `strategy`, `target` and `schedule`
+/// filled from `name` and `state` where it leaves them out, then read against the schema; the
+/// error names the field that does not fit.
+pub fn plan_from_json(mut plan: serde_json::Value, name: &str, state: &AdaptState) -> Result<AdaptPlan, String> {
+    let Some(fields) = plan.as_object_mut() else {
+        return Err(format!("a plan must be an object (a map), not {plan}"));
+    };
+    fields.entry("strategy").or_insert_with(|| name.into());
+    fields.entry("target").or_insert_with(|| state.target.clone().into());
+    if !fields.contains_key("schedule") {
+        let schedule = serde_json::to_value(state.schedule).map_err(|e| e.to_string())?;
+        fields.insert("schedule".into(), schedule);
+    }
+    serde_path_to_error::deserialize::<_, AdaptPlan>(plan)
+        .map_err(|e| format!("the plan's field {}: {}", e.path(), e.inner()))
 }
 
 /// An adaptation strategy: a name and a plan.

@@ -99,12 +99,9 @@ pub enum Error {
         /// The rule broken.
         reason: String,
     },
-    /// `plugin:PATH`, before the plugin host exists.
-    #[error("plugin:{}: native strategy plugins are not built yet (use a builtin or script:PATH.rhai)", .path.display())]
-    Plugin {
-        /// The path given.
-        path: std::path::PathBuf,
-    },
+    /// A plugin that cannot be used (refused, not found, bad parameters).
+    #[error(transparent)]
+    Plugin(crate::plugin::PluginError),
     /// No strategy of that name.
     #[error("unknown query strategy {name:?}; builtins: {}", BUILTIN_NAMES.join(", "))]
     Unknown {
