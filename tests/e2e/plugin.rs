@@ -12,7 +12,7 @@ use delinea::strategy::query::{Budget, Candidate, CandidatePool, Scores, Unit};
 use delinea::strategy::Resolver;
 use serde_json::Value;
 
-use crate::util::{delinea, describe};
+use crate::util::{delinea, describe, tiny_cohort, tiny_model};
 
 /// The workspace's `target` folder (the test binary is in `target/release/deps`).
 fn target() -> PathBuf {
@@ -154,12 +154,8 @@ fn cohort() -> &'static (tempfile::TempDir, String, String) {
     static COHORT: OnceLock<(tempfile::TempDir, String, String)> = OnceLock::new();
     COHORT.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
-        let p = |n: &str| dir.path().join(n).to_str().unwrap().to_string();
-        let ok = |args: &[&str]| assert!(delinea(args).status.success(), "{args:?}");
-        ok(&["synth", "--out", &p("cohort"), "--seed", "8", "--centres", "2", "--cases-per-centre", "5", "--multi-rater-cases", "0", "--size", "32,32,8", "--quiet"]);
-        std::fs::write(p("c.json"), r#"{"batch": 4, "validate_every": 5, "preprocessing": {"slice_size": 32}, "model": {"features": [4, 8, 16], "dropout": [0.05, 0.1, 0.2]}}"#).unwrap();
-        ok(&["train", "--manifest", &p("cohort/manifest.json"), "--centre", "C1", "--config", &p("c.json"), "--iterations", "5", "--device", "cpu", "--out", &p("model"), "--quiet"]);
-        let (manifest, model) = (p("cohort/manifest.json"), p("model"));
+        let manifest = tiny_cohort(&dir.path().join("cohort"), 8);
+        let model = tiny_model(&manifest, &dir.path().join("model"), 5);
         let m: Value = serde_json::from_str(&std::fs::read_to_string(&manifest).unwrap()).unwrap();
         let image = m["cases"][0]["image"].as_str().unwrap();
         let image = Path::new(&manifest).parent().unwrap().join(image);
@@ -322,24 +318,7 @@ fn example_plugins_run_inside_query_adapt_and_experiment_like_builtins() {
     // An experiment with a query plugin and an adaptation plugin next to builtins.
     let dir = tempfile::tempdir().unwrap();
     let p = |n: &str| dir.path().join(n).to_str().unwrap().to_string();
-    assert!(delinea(&[
-        "synth",
-        "--out",
-        &p("cohort"),
-        "--seed",
-        "9",
-        "--centres",
-        "2",
-        "--cases-per-centre",
-        "5",
-        "--multi-rater-cases",
-        "0",
-        "--size",
-        "32,32,8",
-        "--quiet"
-    ])
-    .status
-    .success());
+    tiny_cohort(&dir.path().join("cohort"), 9);
     let config = serde_json::json!({
         "source": {"iterations": 6, "batch": 4, "validate_every": 3, "preprocessing": {"slice_size": 32},
                    "model": {"features": [4, 8, 16], "dropout": [0.05, 0.1, 0.2]}},

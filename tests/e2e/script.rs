@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::util::{delinea, describe};
+use crate::util::{delinea, describe, tiny_cohort, tiny_model};
 
 fn ok(args: &[&str]) -> String {
     let out = delinea(args);
@@ -27,47 +27,9 @@ fn shipped(name: &str) -> String {
 
 /// A tiny cohort, a source model trained for a few steps and its reference points.
 fn fixture(dir: &Path) -> (String, String, String) {
-    let p = |name: &str| dir.join(name).to_str().unwrap().to_string();
-    let (cohort, model, refs) = (p("cohort"), p("model"), p("refs.json"));
-    ok(&[
-        "synth",
-        "--out",
-        &cohort,
-        "--seed",
-        "5",
-        "--centres",
-        "2",
-        "--cases-per-centre",
-        "5",
-        "--multi-rater-cases",
-        "0",
-        "--size",
-        "32,32,8",
-        "--quiet",
-    ]);
-    let config = p("config.json");
-    std::fs::write(
-        &config,
-        r#"{"batch": 4, "validate_every": 10, "preprocessing": {"slice_size": 32}, "model": {"features": [4, 8, 16], "dropout": [0.05, 0.1, 0.2]}}"#,
-    )
-    .unwrap();
-    let manifest = format!("{cohort}/manifest.json");
-    ok(&[
-        "train",
-        "--manifest",
-        &manifest,
-        "--centre",
-        "C1",
-        "--config",
-        &config,
-        "--iterations",
-        "10",
-        "--device",
-        "cpu",
-        "--out",
-        &model,
-        "--quiet",
-    ]);
+    let manifest = tiny_cohort(&dir.join("cohort"), 5);
+    let model = tiny_model(&manifest, &dir.join("model"), 10);
+    let refs = dir.join("refs.json").to_str().unwrap().to_string();
     ok(&[
         "reference",
         "--model",
@@ -165,22 +127,7 @@ fn scripts_run_in_an_experiment_next_to_builtins() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let p = |name: &str| d.join(name).to_str().unwrap().to_string();
-    ok(&[
-        "synth",
-        "--out",
-        &p("cohort"),
-        "--seed",
-        "6",
-        "--centres",
-        "2",
-        "--cases-per-centre",
-        "5",
-        "--multi-rater-cases",
-        "0",
-        "--size",
-        "32,32,8",
-        "--quiet",
-    ]);
+    tiny_cohort(&d.join("cohort"), 6);
     let script = format!("script:{}", shipped("scripts/stdr.rhai"));
     let config = serde_json::json!({
         "source": {"iterations": 10, "batch": 4, "validate_every": 5, "preprocessing": {"slice_size": 32},
@@ -234,22 +181,7 @@ fn the_paper_protocol_runs_as_a_script() {
     let d = dir.path();
     std::fs::create_dir_all(d.join("work")).unwrap();
     let cohort = d.join("work/cohort");
-    ok(&[
-        "synth",
-        "--out",
-        cohort.to_str().unwrap(),
-        "--seed",
-        "7",
-        "--centres",
-        "2",
-        "--cases-per-centre",
-        "5",
-        "--multi-rater-cases",
-        "0",
-        "--size",
-        "32,32,8",
-        "--quiet",
-    ]);
+    tiny_cohort(&cohort, 7);
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_delinea"))
         .current_dir(d)
         .args([

@@ -40,3 +40,57 @@ pub fn shared_data() -> Option<PathBuf> {
         None
     }
 }
+
+/// Writes a tiny synthetic cohort (2 centres × 5 cases of 32 × 32 × 8, no multi-rater
+/// centre) with `seed` into `dir` and returns its manifest's path.
+pub fn tiny_cohort(dir: &Path, seed: u64) -> String {
+    let seed = seed.to_string();
+    let out = delinea(&[
+        "synth",
+        "--out",
+        dir.to_str().unwrap(),
+        "--seed",
+        &seed,
+        "--centres",
+        "2",
+        "--cases-per-centre",
+        "5",
+        "--multi-rater-cases",
+        "0",
+        "--size",
+        "32,32,8",
+        "--quiet",
+    ]);
+    assert!(out.status.success(), "{}", describe(&out));
+    dir.join("manifest.json").to_str().unwrap().to_string()
+}
+
+/// Trains a tiny U-Net (features 4-8-16 at 32 × 32) on C1 of `manifest` for `iterations`
+/// steps into `dir` and returns its path.
+pub fn tiny_model(manifest: &str, dir: &Path, iterations: usize) -> String {
+    std::fs::create_dir_all(dir).unwrap();
+    let config = dir.with_extension("config.json");
+    std::fs::write(
+        &config,
+        r#"{"batch": 4, "validate_every": 5, "preprocessing": {"slice_size": 32}, "model": {"features": [4, 8, 16], "dropout": [0.05, 0.1, 0.2]}}"#,
+    )
+    .unwrap();
+    let out = delinea(&[
+        "train",
+        "--manifest",
+        manifest,
+        "--centre",
+        "C1",
+        "--config",
+        config.to_str().unwrap(),
+        "--iterations",
+        &iterations.to_string(),
+        "--device",
+        "cpu",
+        "--out",
+        dir.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert!(out.status.success(), "{}", describe(&out));
+    dir.to_str().unwrap().to_string()
+}

@@ -231,8 +231,7 @@ impl ScriptHost {
     /// Reads and compiles a script file; a syntax error (an undefined variable included) is
     /// `path:line:col: message`.
     pub fn compile(&self, path: &Path) -> Result<Script, ScriptError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ScriptError::file(path, &e.to_string()))?;
-        self.compile_text(path, &text)
+        self.compile_in(path, &Scope::new())
     }
 
     /// Reads and compiles a script that runs with `scope`'s variables (a protocol's
@@ -250,43 +249,36 @@ impl ScriptHost {
         })
     }
 
-    /// Compiles `text` as the script at `path`.
-    pub fn compile_text(&self, path: &Path, text: &str) -> Result<Script, ScriptError> {
-        let mut ast = self.engine.compile(text).map_err(|e| {
-            let message = e.err_type().to_string();
-            ScriptError::at(path, e.position(), message)
-        })?;
-        ast.set_source(path.display().to_string());
-        Ok(Script {
-            path: path.to_path_buf(),
-            ast,
-        })
-    }
-
     /// Calls the script's function `name` with `args` within the deadline, `rand()` seeded
     /// from `seed`.
     pub fn call(&self, script: &Script, name: &str, args: impl FuncArgs, seed: u64) -> Result<Dynamic, ScriptError> {
-        self.session.reseed(seed);
-        let _call = Deadline::start(self.limits.deadline);
-        let mut scope = Scope::new();
-        let result = self.engine.call_fn::<Dynamic>(&mut scope, &script.ast, name, args);
-        let tripped = TRIPPED.with(Cell::get);
-        match result {
-            Ok(_) if tripped => Err(self.deadline_error(script, Position::NONE)),
-            Ok(v) => Ok(v),
-            Err(e) => Err(self.error(script, &e)),
-        }
+        self.within_deadline(script, seed, || {
+            self.engine
+                .call_fn::<Dynamic>(&mut Scope::new(), &script.ast, name, args)
+        })
     }
 
     /// Runs the script's top-level statements with `scope` (a protocol), within the deadline
     /// of this host (give a protocol host a long one).
     pub fn run(&self, script: &Script, scope: &mut Scope, seed: u64) -> Result<Dynamic, ScriptError> {
+        self.within_deadline(script, seed, || {
+            self.engine.eval_ast_with_scope::<Dynamic>(scope, &script.ast)
+        })
+    }
+
+    /// Runs `f` with `rand()` reseeded and the deadline set; an error (or a result reached
+    /// after the deadline tripped, its error swallowed somewhere) as `path:line:col: message`.
+    fn within_deadline(
+        &self,
+        script: &Script,
+        seed: u64,
+        f: impl FnOnce() -> Result<Dynamic, Box<EvalAltResult>>,
+    ) -> Result<Dynamic, ScriptError> {
         self.session.reseed(seed);
         let _call = Deadline::start(self.limits.deadline);
-        let result = self.engine.eval_ast_with_scope::<Dynamic>(scope, &script.ast);
-        let tripped = TRIPPED.with(Cell::get);
+        let result = f();
         match result {
-            Ok(_) if tripped => Err(self.deadline_error(script, Position::NONE)),
+            Ok(_) if TRIPPED.with(Cell::get) => Err(self.deadline_error(script, Position::NONE)),
             Ok(v) => Ok(v),
             Err(e) => Err(self.error(script, &e)),
         }
