@@ -16,6 +16,7 @@ pub mod device;
 pub mod experiment;
 pub mod fsutil;
 pub mod infer;
+pub mod job;
 pub mod mem;
 pub mod metrics;
 pub mod model;
@@ -28,6 +29,7 @@ pub mod strategy;
 pub mod synth;
 pub mod train;
 pub mod volume;
+pub mod watch;
 
 /// The engine's version (Cargo's).
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -122,6 +122,14 @@ impl Rng {
     }
 }
 
+/// A stable 64-bit stream id for a name (FNV-1a): random draws keyed by a case id do not depend
+/// on the order cases arrive in.
+pub fn stream_of(name: &str) -> u64 {
+    name.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

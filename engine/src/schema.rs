@@ -23,6 +23,7 @@ pub fn schemas() -> Vec<(&'static str, Value)> {
         ("model-card", schema_for!(crate::model::ModelCard)),
         ("experiment-config", schema_for!(crate::experiment::ExperimentConfig)),
         ("experiment-results", schema_for!(crate::experiment::Results)),
+        ("job", schema_for!(crate::job::Job)),
     ];
     all.into_iter().map(|(name, s)| (name, s.to_value())).collect()
 }

@@ -11,3 +11,4 @@ mod synth; // delinea synth, then delinea validate on its manifest
 mod train; // delinea train, then delinea predict and evaluate on a tiny cohort
 mod util;
 mod volume_io; // NIfTI reader/writer against nibabel's values, real files, corrupt files
+mod watch; // delinea watch: bursts, slow writers, bad files, labels, adaptation, crashes, two watchers

@@ -94,3 +94,27 @@ pub fn tiny_model(manifest: &str, dir: &Path, iterations: usize) -> String {
     assert!(out.status.success(), "{}", describe(&out));
     dir.to_str().unwrap().to_string()
 }
+
+/// Source reference points (`k` centroids) of `model` on C1 of `manifest`, written to `out`.
+pub fn tiny_references(model: &str, manifest: &str, out: &Path, k: usize) -> PathBuf {
+    let k = k.to_string();
+    let args = [
+        "reference",
+        "--model",
+        model,
+        "--manifest",
+        manifest,
+        "--centre",
+        "C1",
+        "--k",
+        &k,
+        "--device",
+        "cpu",
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+    ];
+    let result = delinea(&args);
+    assert!(result.status.success(), "{}", describe(&result));
+    out.to_path_buf()
+}

@@ -16,6 +16,7 @@ mod schema;
 mod synth;
 mod train;
 mod validate;
+mod watch;
 
 use std::process::ExitCode;
 
@@ -71,6 +72,9 @@ enum Command {
     Run(run::Args),
     /// List or inspect native strategy plugins (plugins/README.md).
     Plugins(plugins::Args),
+    /// Watch a drop folder: predict each scan that lands, rank the pool for labelling, adapt
+    /// to the labels that come back (README "Drop folder").
+    Watch(watch::Args),
     /// Show which compute device `--device auto|cpu|cuda[:N]` resolves to here.
     Device(device::Args),
     /// Serve an experiment's runs over stdin and stdout (started by `experiment --jobs N`).
@@ -141,6 +145,7 @@ pub fn main() -> ExitCode {
         Command::Demo(a) => experiment::run_demo(a, global),
         Command::Run(a) => run::run(a, global),
         Command::Plugins(a) => plugins::run(a, global),
+        Command::Watch(a) => watch::run(a, global),
         Command::ExperimentWorker => experiment::run_worker(),
     };
     match result {

@@ -62,7 +62,7 @@ pub mod wilcoxon;
 
 use std::path::{Path, PathBuf};
 
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Serialize, Serializer};
 
 use crate::volume::{self, LabelMap};
 
@@ -302,6 +302,21 @@ pub fn ser_value<S: Serializer>(v: &Option<f64>, s: S) -> Result<S::Ok, S::Error
         Some(x) if *x == f64::NEG_INFINITY => s.serialize_str("-inf"),
         Some(x) if x.is_finite() => s.serialize_f64(*x),
         _ => s.serialize_none(),
+    }
+}
+
+/// Reads what [`ser_value`] writes: a number, `null`, `"inf"` or `"-inf"`.
+pub fn de_value<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum Value {
+        Number(f64),
+        Text(String),
+    }
+    match Option::<Value>::deserialize(d)? {
+        None => Ok(None),
+        Some(Value::Number(x)) => Ok(Some(x)),
+        Some(Value::Text(t)) => parse_value(&t).map_err(serde::de::Error::custom),
     }
 }
 

@@ -77,6 +77,39 @@ pub struct ModelCard {
     pub seed: u64,
     /// Training data and outcome (absent for a card written by hand around foreign weights).
     pub training: Option<TrainingRecord>,
+    /// For a model the drop folder adapted: the labels that made it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<LabelsRecord>,
+}
+
+/// The expert labels an adapted model learnt from (written by `delinea watch`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LabelsRecord {
+    /// The model it was adapted from.
+    pub from_model: PathBuf,
+    /// The adaptation strategy.
+    pub strategy: String,
+    /// The job that ran it.
+    pub job: String,
+    /// One entry per labelled case.
+    pub labels: Vec<LabelUse>,
+    /// Cases without a label that the adaptation also saw (pseudo-labelled or unlabelled).
+    pub unlabelled_cases: usize,
+}
+
+/// One label an adapted model learnt from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LabelUse {
+    /// The case.
+    pub case: String,
+    /// Whose label (`-`: not named).
+    pub rater: String,
+    /// The label file as dropped.
+    pub input: String,
+    /// Where the watcher keeps it.
+    pub stored: PathBuf,
 }
 
 impl ModelCard {
@@ -94,6 +127,7 @@ impl ModelCard {
             weights: WEIGHTS_FILE.into(),
             seed,
             training: None,
+            labels: None,
         }
     }
 }

@@ -331,10 +331,19 @@ fn plan_data<B: AutodiffBackend>(
     let prep = &card.preprocessing;
     let all = if plan.data.is_empty() {
         return Ok(SliceSet::empty(prep.slice_size));
-    } else if plan.data.iter().any(|d| d.labels == LabelSource::True) {
-        SliceSet::load(inputs.manifest, &filter, prep)?
-    } else {
+    } else if !plan.data.iter().any(|d| d.labels == LabelSource::True) {
         SliceSet::load_images(inputs.manifest, &filter, prep)?
+    } else if plan
+        .data
+        .iter()
+        .all(|d| d.labels != LabelSource::True || d.rows == Rows::Selected)
+    {
+        // True labels of the selection alone: the other cases need no label file (the drop
+        // folder's unlabelled arrivals have none).
+        let cases: BTreeSet<String> = inputs.selection.items.iter().map(|i| i.case.clone()).collect();
+        SliceSet::load_labelled(inputs.manifest, &filter, prep, &cases)?
+    } else {
+        SliceSet::load(inputs.manifest, &filter, prep)?
     };
     let selected = selected_rows(&all, inputs.selection, &plan.target)?;
     let mut train: Option<SliceSet> = None;

@@ -86,20 +86,31 @@ impl SliceSet {
     /// Reads, preprocesses and slices every case of `manifest` that `filter` selects (in
     /// parallel over cases; slices keep the manifest's case order).
     pub fn load(manifest: &Manifest, filter: &CaseFilter, prep: &Preprocessing) -> Result<SliceSet, Error> {
-        Self::load_with(manifest, filter, prep, true)
+        Self::load_with(manifest, filter, prep, &|_| true)
+    }
+
+    /// As [`SliceSet::load`], reading labels only for the cases in `labelled` (the others need
+    /// none; their labels are 0). For adaptation where only the selection's labels are true.
+    pub fn load_labelled(
+        manifest: &Manifest,
+        filter: &CaseFilter,
+        prep: &Preprocessing,
+        labelled: &std::collections::BTreeSet<String>,
+    ) -> Result<SliceSet, Error> {
+        Self::load_with(manifest, filter, prep, &|c| labelled.contains(&c.id))
     }
 
     /// As [`SliceSet::load`], images only: no label file is opened (cases need none), every
     /// label is 0 and `filter.rater` is ignored. For label-free adaptation (Tent, AdaBN).
     pub fn load_images(manifest: &Manifest, filter: &CaseFilter, prep: &Preprocessing) -> Result<SliceSet, Error> {
-        Self::load_with(manifest, filter, prep, false)
+        Self::load_with(manifest, filter, prep, &|_| false)
     }
 
     fn load_with(
         manifest: &Manifest,
         filter: &CaseFilter,
         prep: &Preprocessing,
-        labelled: bool,
+        labelled: &(dyn Fn(&CaseEntry) -> bool + Sync),
     ) -> Result<SliceSet, Error> {
         let cases: Vec<&CaseEntry> = manifest
             .cases()
@@ -116,7 +127,7 @@ impl SliceSet {
         }
         let loaded: Vec<(Vec<f32>, Vec<u8>)> = cases
             .par_iter()
-            .map(|c| load_case(manifest, c, filter, prep, labelled))
+            .map(|c| load_case(manifest, c, filter, prep, labelled(c)))
             .collect::<Result<_, _>>()?;
         let size = prep.slice_size;
         let mut set = SliceSet::empty(size);

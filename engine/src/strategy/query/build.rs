@@ -6,14 +6,14 @@ use burn::tensor::backend::Backend;
 use super::{Candidate, CandidatePool, Needs, Scores, Unit};
 use crate::dataset::CaseEntry;
 use crate::infer::{
-    predict_prepared, slice_descriptors, slice_probabilities, DescriptorConfig, PredictOptions, Reduction,
+    predict_prepared, slice_descriptors, slice_probabilities, DescriptorConfig, PredictOptions, Prediction, Reduction,
 };
 use crate::model::checkpoint::ModelCard;
 use crate::model::UNet2d;
 use crate::preprocess::{prepare, Prepared};
 use crate::rng::Rng;
 use crate::train::Augmentation;
-use crate::volume;
+use crate::volume::{self, Volume};
 
 /// How the pool is computed.
 #[derive(Debug, Clone)]
@@ -50,17 +50,38 @@ impl Default for PoolOptions {
     }
 }
 
-/// One row per axial slice of every case in `cases`, in order. Descriptors double as the
-/// feature vectors of the clustering strategies (UGTST, coreset). With `descriptor.augment`
-/// they come from a second pass over the slices augmented with `options.augmentation` (each
-/// slice's draws from the seed, the case's position and the slice index); every other score
-/// from the slices as they are.
+/// One row per axial slice of every case in `cases`, in order ([`score_volume`] for each).
 pub fn build_pool<B: Backend>(
     model: &UNet2d<B>,
     card: &ModelCard,
     cases: &[&CaseEntry],
     options: &PoolOptions,
 ) -> Result<CandidatePool, volume::Error> {
+    let mut rows = Vec::new();
+    for (index, case) in cases.iter().enumerate() {
+        let image = volume::read_volume(&case.image)?;
+        let (_, case_rows) = score_volume(model, card, &image, (&case.id, &case.centre), index as u64, options);
+        rows.extend(case_rows);
+    }
+    Ok(CandidatePool {
+        unit: Unit::Slice,
+        rows,
+    })
+}
+
+/// The prediction of `image` and its pool rows, one per axial slice, computing only what
+/// `options.needs` asks. Descriptors double as the feature vectors of the clustering strategies
+/// (UGTST, coreset). With `descriptor.augment` they come from a second pass over the slices
+/// augmented with `options.augmentation` (each slice's draws from the seed, `stream` and the
+/// slice index); every other score from the slices as they are.
+pub fn score_volume<B: Backend>(
+    model: &UNet2d<B>,
+    card: &ModelCard,
+    image: &Volume,
+    (case, centre): (&str, &str),
+    stream: u64,
+    options: &PoolOptions,
+) -> (Prediction, Vec<Candidate>) {
     let n = options.needs;
     let uncertain = n.entropy || n.bald || n.margin;
     let describe = n.stdr || n.features;
@@ -73,25 +94,22 @@ pub fn build_pool<B: Backend>(
         seed: options.seed,
         ..PredictOptions::default()
     };
-    let mut rows = Vec::new();
-    for (index, case) in cases.iter().enumerate() {
-        let image = volume::read_volume(&case.image)?;
-        let prepared = prepare(&image, &card.preprocessing);
-        let mut p = predict_prepared(model, &prepared, card.architecture.classes, &predict);
-        if augmented {
-            p.descriptors = Some(augmented_descriptors(model, card, &prepared, options, index));
-        }
-        let slices = image.geometry.dims[2];
-        for k in 0..slices {
+    let prepared = prepare(image, &card.preprocessing);
+    let mut p = predict_prepared(model, &prepared, card.architecture.classes, &predict);
+    if augmented {
+        p.descriptors = Some(augmented_descriptors(model, card, &prepared, options, stream));
+    }
+    let rows = (0..image.geometry.dims[2])
+        .map(|k| {
             let u = p.uncertainty.as_ref();
             let descriptor = p
                 .descriptors
                 .as_ref()
                 .and_then(|d| d.get(k).cloned())
                 .unwrap_or_default();
-            rows.push(Candidate {
-                case: case.id.clone(),
-                centre: case.centre.clone(),
+            Candidate {
+                case: case.to_string(),
+                centre: centre.to_string(),
                 slice: Some(k),
                 scores: Scores {
                     entropy: u.and_then(|u| u.slice_entropy.get(k).copied()),
@@ -102,13 +120,10 @@ pub fn build_pool<B: Backend>(
                 },
                 features: if n.features { descriptor.clone() } else { Vec::new() },
                 descriptor,
-            });
-        }
-    }
-    Ok(CandidatePool {
-        unit: Unit::Slice,
-        rows,
-    })
+            }
+        })
+        .collect();
+    (p, rows)
 }
 
 /// The descriptors of `prepared`'s slices, each augmented first with `options.augmentation`
@@ -118,13 +133,13 @@ fn augmented_descriptors<B: Backend>(
     card: &ModelCard,
     prepared: &Prepared,
     options: &PoolOptions,
-    case_index: usize,
+    stream: u64,
 ) -> Vec<Vec<f32>> {
     let size = prepared.size;
     let mut slices = prepared.slices.clone();
     let mut label = vec![0u8; size * size];
     for (k, slice) in slices.chunks_exact_mut(size * size).enumerate() {
-        let mut rng = Rng::derive(options.seed, &[0x6465_7363, case_index as u64, k as u64]);
+        let mut rng = Rng::derive(options.seed, &[0x6465_7363, stream, k as u64]);
         options.augmentation.apply(slice, &mut label, size, &mut rng);
     }
     let (probs, features) = slice_probabilities(model, &slices, size, (options.batch.max(1), 1), false, true);

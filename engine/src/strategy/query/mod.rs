@@ -27,7 +27,7 @@ mod reference;
 #[cfg(test)]
 mod tests;
 
-pub use build::{build_pool, PoolOptions};
+pub use build::{build_pool, score_volume, PoolOptions};
 pub use builtin::{by_name, Coreset, Random, RandomCase, ScoreRank, Stdr, Ugtst, BUILTIN_NAMES};
 pub use kmeans::{dist2, kmeans, nearest, Clusters};
 pub use pool::{stdr_distance, Aggregate, Candidate, CandidatePool, Scores, Unit};
