@@ -384,11 +384,25 @@ fn a_label_is_measured_and_triggers_adaptation_and_the_next_scan_uses_the_new_mo
         std::fs::read(outbox.join("cases/p3/mask.nii.gz")).unwrap(),
         std::fs::read(direct.join(case)).unwrap()
     );
+    // STDR distances still come from the job's model (the one the references describe): the
+    // same scan dropped again after the adaptation gets the same distances as before it.
+    rename_in(&s.scans[0], &inbox, "again.nii.gz");
+    assert!(wait_until(Duration::from_secs(60), || {
+        count(&journal(&outbox), "done").len() == 5
+    }));
+    let distances = |case: &str| -> Vec<serde_json::Value> {
+        let path = outbox.join(format!("cases/{case}/scores.json"));
+        let scores: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let slices = scores["slices"].as_array().unwrap();
+        slices.iter().map(|r| r["scores"]["stdr_distance"].clone()).collect()
+    };
+    assert!(distances("p0").iter().all(|d| d.is_f64()));
+    assert_eq!(distances("again"), distances("p0"));
     let next: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(outbox.join("label-next.json")).unwrap()).unwrap();
     assert_eq!(
         (next["labelled_scans"].as_u64(), next["unlabelled_scans"].as_u64()),
-        (Some(1), Some(3))
+        (Some(1), Some(4))
     );
     assert_eq!(terminate(child), Some(0));
     let st = delinea(&[
@@ -408,7 +422,7 @@ fn a_label_is_measured_and_triggers_adaptation_and_the_next_scan_uses_the_new_mo
             st["labels"].as_u64(),
             st["model"].as_u64()
         ),
-        (Some(4), Some(2), Some(1), Some(1))
+        (Some(5), Some(2), Some(1), Some(1))
     );
     assert!(st["running"].is_null());
 }

@@ -33,6 +33,9 @@ pub(crate) struct Current<B: AutodiffBackend> {
     pub generation: u32,
     /// Its folder.
     pub dir: PathBuf,
+    /// After an adaptation, the job's model: STDR descriptors must come from the model the
+    /// source references were computed with.
+    pub source: Option<(UNet2d<B::InnerBackend>, ModelCard)>,
 }
 
 /// `gen-0001`.
@@ -48,10 +51,17 @@ impl<B: AutodiffBackend> Current<B> {
             0 => o.job.model.clone(),
             g => layout.models().join(generation_name(g)),
         };
-        let (model, card) = checkpoint::load::<B::InnerBackend>(&dir, device).map_err(|e| WatchError::Job {
-            job: o.job_path.clone(),
-            reason: format!("model: {e}"),
-        })?;
+        let load = |dir: &Path| {
+            checkpoint::load::<B::InnerBackend>(dir, device).map_err(|e| WatchError::Job {
+                job: o.job_path.clone(),
+                reason: format!("model: {e}"),
+            })
+        };
+        let (model, card) = load(&dir)?;
+        let source = match generation {
+            0 => None,
+            _ => Some(load(&o.job.model)?),
+        };
         if let Some(p) = &o.job.preprocessing {
             if *p != card.preprocessing {
                 return Err(WatchError::Job {
@@ -71,6 +81,7 @@ impl<B: AutodiffBackend> Current<B> {
             card,
             generation,
             dir,
+            source,
         })
     }
 }

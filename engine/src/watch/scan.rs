@@ -15,7 +15,7 @@ use super::journal::{Event, Kind, Line};
 use super::{case_id, WatchError, Watcher};
 use crate::fsutil;
 use crate::infer::Prediction;
-use crate::strategy::query::{score_volume, Candidate, CandidatePool, Unit};
+use crate::strategy::query::{score_volume, Candidate, CandidatePool, Needs, PoolOptions, Unit};
 use crate::volume::{self, Volume};
 
 /// Why an arrival's content cannot be used yet or at all.
@@ -180,19 +180,34 @@ impl<B: AutodiffBackend> Watcher<'_, B> {
         ))
     }
 
-    /// The prediction and pool rows of `volume` with the current model.
+    /// The prediction and pool rows of `volume` with the current model; after an adaptation the
+    /// descriptors (STDR, clustering features) from the job's model, the one the references
+    /// describe.
     fn predict(&self, case: &str, volume: &Volume) -> (Prediction, Result<Vec<Candidate>, String>) {
-        let options = self.ranker.pool_options();
-        let stream = crate::rng::stream_of(case);
+        let mut options = self.ranker.pool_options();
+        let (stream, who) = (crate::rng::stream_of(case), (case, self.options.job.centre.as_str()));
+        let described = options.needs.stdr || options.needs.features;
+        let source = self.current.source.as_ref().filter(|_| described);
+        let descriptors = source.map(|(model, card)| {
+            let only = Needs {
+                stdr: options.needs.stdr,
+                features: options.needs.features,
+                ..Needs::default()
+            };
+            let o = PoolOptions {
+                needs: only,
+                ..options.clone()
+            };
+            score_volume(model, card, volume, who, stream, &o).1
+        });
+        if descriptors.is_some() {
+            (options.needs.stdr, options.needs.features) = (false, false);
+        }
         let current = &self.current;
-        let (p, rows) = score_volume(
-            &current.model,
-            &current.card,
-            volume,
-            (case, &self.options.job.centre),
-            stream,
-            &options,
-        );
+        let (p, mut rows) = score_volume(&current.model, &current.card, volume, who, stream, &options);
+        for (row, from) in rows.iter_mut().zip(descriptors.into_iter().flatten()) {
+            (row.descriptor, row.features) = (from.descriptor, from.features);
+        }
         let pool = CandidatePool {
             unit: Unit::Slice,
             rows,
