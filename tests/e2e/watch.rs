@@ -139,6 +139,19 @@ fn rename_in(src: &Path, inbox: &Path, name: &str) {
     std::fs::rename(&tmp, inbox.join(name)).unwrap();
 }
 
+/// Waits until the watcher logged that it watches: its first scan of the folders is done.
+fn wait_ready(outbox: &Path) {
+    let log = outbox.with_extension("log");
+    let ready = wait_until(Duration::from_secs(60), || {
+        std::fs::read_to_string(&log).is_ok_and(|t| t.contains("\"watching\""))
+    });
+    assert!(
+        ready,
+        "the watcher did not start: {}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+}
+
 /// SIGTERM, then the exit code.
 fn terminate(mut child: Child) -> Option<i32> {
     let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
@@ -158,9 +171,7 @@ fn a_burst_of_200_scans_is_processed_exactly_once_then_the_watcher_is_idle() {
     let s = setup(false);
     let (inbox, outbox, labels) = s.folders("burst");
     let child = s.spawn(&inbox, &outbox, &labels, &[], &[]);
-    assert!(wait_until(Duration::from_secs(30), || outbox
-        .join("journal.jsonl")
-        .exists()));
+    wait_ready(&outbox);
     let staging = s.root.join("staging");
     std::fs::create_dir_all(&staging).unwrap();
     let names: Vec<String> = (0..200).map(|i| format!("scan-{i:03}.nii.gz")).collect();
@@ -211,9 +222,7 @@ fn slow_writers_copies_and_bad_files() {
     let s = setup(false);
     let (inbox, outbox, labels) = s.folders("slow");
     let child = s.spawn(&inbox, &outbox, &labels, &[], &[]);
-    assert!(wait_until(Duration::from_secs(30), || outbox
-        .join("journal.jsonl")
-        .exists()));
+    wait_ready(&outbox);
     // A writer that keeps the file open and pauses longer than the quiet period between chunks.
     let bytes = std::fs::read(&s.scans[0]).unwrap();
     let mut f = File::create(inbox.join("slow.nii.gz")).unwrap();
@@ -434,9 +443,7 @@ fn after_an_overflow_the_rescan_finds_what_events_missed() {
     // Every batch of events replaced by the rescan flag a kernel overflow leaves; no periodic scan.
     let env = [("DELINEA_WATCH_FAULTS", "overflow")];
     let child = s.spawn(&inbox, &outbox, &labels, &["--rescan", "3600"], &env);
-    assert!(wait_until(Duration::from_secs(30), || outbox
-        .join("journal.jsonl")
-        .exists()));
+    wait_ready(&outbox);
     for i in 0..3 {
         rename_in(&s.scans[i], &inbox, &format!("o{i}.nii.gz"));
     }
@@ -453,9 +460,7 @@ fn after_an_overflow_the_rescan_finds_what_events_missed() {
         &["--rescan", "3600"],
         &[("DELINEA_WATCH_FAULTS", "lose-events")],
     );
-    assert!(wait_until(Duration::from_secs(30), || outbox
-        .join("journal.jsonl")
-        .exists()));
+    wait_ready(&outbox);
     rename_in(&s.scans[0], &inbox, "l0.nii.gz");
     std::thread::sleep(Duration::from_secs(3));
     assert!(
@@ -472,9 +477,7 @@ fn polling_finds_copies_without_any_event() {
     // With --poll no event watcher runs: scans every 0.5 s (not the hour --rescan says), and
     // stability over one period.
     let child = s.spawn(&inbox, &outbox, &labels, &["--poll", "0.5", "--rescan", "3600"], &[]);
-    assert!(wait_until(Duration::from_secs(30), || outbox
-        .join("journal.jsonl")
-        .exists()));
+    wait_ready(&outbox);
     for i in 0..2 {
         std::fs::copy(&s.scans[i], inbox.join(format!("n{i}.nii.gz"))).unwrap();
     }
@@ -515,7 +518,15 @@ fn once_processes_what_landed_while_no_watcher_ran_and_leaves_what_is_still_writ
         3,
         "one log line per scan:\n{stderr}"
     );
-    assert!(logged.iter().all(|l| l["latency_s"].is_f64() && l["model"] == 0));
+    let scans: Vec<&serde_json::Value> = logged.iter().filter(|l| l.get("scan").is_some()).collect();
+    assert!(
+        scans.iter().all(|l| l["latency_s"].is_f64() && l["model"] == 0),
+        "{stderr}"
+    );
+    assert_eq!(
+        logged[0]["mode"], "once",
+        "the first line says how it watches:\n{stderr}"
+    );
 }
 
 #[test]
@@ -525,10 +536,8 @@ fn two_watchers_on_one_inbox_never_take_the_same_scan_and_one_outbox_has_one_wat
     let out_b = s.root.join("two-out-b");
     let a = s.spawn(&inbox, &out_a, &labels, &[], &[]);
     let b = s.spawn(&inbox, &out_b, &labels, &[], &[]);
-    assert!(wait_until(Duration::from_secs(30), || out_a
-        .join("journal.jsonl")
-        .exists()
-        && out_b.join("journal.jsonl").exists()));
+    wait_ready(&out_a);
+    wait_ready(&out_b);
     let refused = delinea(&[
         "watch",
         "--job",
@@ -627,9 +636,7 @@ fn sigterm_finishes_the_scan_in_hand_and_a_restart_takes_the_rest() {
     let s = setup(false);
     let (inbox, outbox, labels) = s.folders("term");
     let child = s.spawn(&inbox, &outbox, &labels, &[], &[]);
-    assert!(wait_until(Duration::from_secs(30), || outbox
-        .join("journal.jsonl")
-        .exists()));
+    wait_ready(&outbox);
     for i in 0..200 {
         rename_in(&s.scans[i % s.scans.len()], &inbox, &format!("s{i:03}.nii.gz"));
     }

@@ -372,7 +372,7 @@ impl<B: AutodiffBackend> Watcher<'_, B> {
     /// Scans at start, on every hint, after a rescan flag and every `rescan` period; while
     /// something waits to become complete, often enough to time its quiet period.
     fn main_loop(&mut self, rx: &Receiver<Message>, stop: &AtomicBool) -> Result<(), WatchError> {
-        let o = &self.options;
+        let o = self.options.clone();
         let quiet = o.poll.unwrap_or(o.quiet);
         let mut inbox = Tracker::new(quiet, o.series_quiet.max(quiet));
         let mut labels = Tracker::new(quiet, o.series_quiet.max(quiet));
@@ -388,6 +388,14 @@ impl<B: AutodiffBackend> Watcher<'_, B> {
             let timing = waiting && last_scan.is_none_or(|t| now - t >= tick);
             if dirty || periodic || timing {
                 self.scan_folders(&mut inbox, &mut labels, now)?;
+                if last_scan.is_none() {
+                    let how = match (o.poll, o.once) {
+                        (_, true) => "once",
+                        (Some(_), _) => "polling",
+                        (None, _) => "events",
+                    };
+                    (self.log)(&serde_json::json!({"watching": self.layout.inbox, "mode": how}));
+                }
                 (last_scan, dirty) = (Some(now), false);
             }
             let did = self.process_ready(&mut inbox, &mut labels, stop)?;
