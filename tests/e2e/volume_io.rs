@@ -329,3 +329,57 @@ fn assert_close(got: &[f64], want: &[f64], tol: f64, what: &str) {
         assert!((g - w).abs() <= tol * w.abs().max(1.0), "{what}: {got:?} vs {want:?}");
     }
 }
+
+#[test]
+fn convert_writes_a_dicom_series_as_nifti_with_its_geometry_and_values() {
+    use delinea::volume::dicom;
+    let fixtures = fixtures().join("dicom");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("tilted.nii.gz");
+    let run = delinea(&[
+        "convert",
+        fixtures.join("tilted").to_str().unwrap(),
+        out.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(run.status.success(), "{}", describe(&run));
+    let (series, nifti) = (
+        dicom::read_dicom_volume(&fixtures.join("tilted")).unwrap(),
+        volume::read_volume(&out).unwrap(),
+    );
+    assert_eq!(nifti.geometry.dims, series.geometry.dims);
+    for r in 0..4 {
+        for c in 0..4 {
+            assert!((nifti.geometry.affine[r][c] - series.geometry.affine[r][c]).abs() < 1e-5);
+        }
+    }
+    assert_eq!(nifti.data, series.data);
+    // Several series: one file each into a folder, or a clear refusal for one file.
+    let folder = dir.path().join("both");
+    let run = delinea(&[
+        "convert",
+        fixtures.join("two-series").to_str().unwrap(),
+        folder.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert!(run.status.success(), "{}", describe(&run));
+    assert_eq!(std::fs::read_dir(&folder).unwrap().count(), 2);
+    let run = delinea(&[
+        "convert",
+        fixtures.join("two-series").to_str().unwrap(),
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(run.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&run.stderr).contains("holds 2 series"),
+        "{}",
+        describe(&run)
+    );
+    let run = delinea(&["convert", fixtures.join("gap").to_str().unwrap(), out.to_str().unwrap()]);
+    assert_eq!(run.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&run.stderr).contains("non-uniform slice spacing"),
+        "{}",
+        describe(&run)
+    );
+}

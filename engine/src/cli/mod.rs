@@ -3,6 +3,7 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod adapt;
+mod convert;
 mod device;
 mod experiment;
 mod inspect;
@@ -52,6 +53,8 @@ enum Command {
     Evaluate(metrics::EvaluateArgs),
     /// Paired Wilcoxon tests between two per-case result tables.
     Compare(metrics::CompareArgs),
+    /// Convert a DICOM series (folder or file) to NIfTI with the same geometry and voxel values.
+    Convert(convert::Args),
     /// Write (or check) the JSON Schemas of every file delinea reads or writes.
     Schema(schema::Args),
     /// Train a 2D U-Net on one or more centres and keep the best checkpoint.
@@ -135,6 +138,7 @@ pub fn main() -> ExitCode {
         Command::Evaluate(a) => metrics::run_evaluate(a, global),
         Command::Compare(a) => metrics::run_compare(a, global),
         Command::Schema(a) => schema::run(a, global),
+        Command::Convert(a) => convert::run(a, global),
         Command::Device(a) => device::run(a, global),
         Command::Train(a) => train::run(a, global),
         Command::Predict(a) => predict::run(a, global),

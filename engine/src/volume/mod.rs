@@ -1,4 +1,4 @@
-//! Volumes on a grid, and their NIfTI input/output.
+//! Volumes on a grid, their NIfTI input/output, and DICOM series input ([`dicom`]).
 //!
 //! Guarantees: a [`Geometry`] read from a file is written back bit-exactly (dims, spacing,
 //! affine); voxel order is NIfTI's (`i` fastest). Does not: resample, reorient or normalise
@@ -14,6 +14,7 @@
 //! assert_eq!(volume::read_label_map(&path).unwrap(), mask);
 //! ```
 
+pub mod dicom;
 mod error;
 mod geometry;
 mod image;
@@ -23,6 +24,15 @@ pub use error::Error;
 pub use geometry::{Affine, Geometry, GRID_TOLERANCE};
 pub use image::{selects, Image, LabelMap, Volume};
 pub use nifti::{
-    check_same_grid, inspect, read_label_map, read_label_map_for, read_volume, read_volume_with_info, write_label_map,
-    write_volume, Inspection, NiftiInfo, ReadVolume, Stats,
+    check_same_grid, inspect, read_label_map, read_label_map_for, read_volume_with_info, write_label_map, write_volume,
+    Inspection, NiftiInfo, ReadVolume, Stats,
 };
+
+/// Reads an image: a DICOM series (a folder, or a DICOM file) or a NIfTI file.
+pub fn read_volume(path: &std::path::Path) -> Result<Volume, Error> {
+    if dicom::is_dicom(path) {
+        dicom::read_dicom_volume(path)
+    } else {
+        nifti::read_volume(path)
+    }
+}
