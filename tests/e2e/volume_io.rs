@@ -375,6 +375,11 @@ fn convert_writes_a_dicom_series_as_nifti_with_its_geometry_and_values() {
         "{}",
         describe(&run)
     );
+    let run = delinea(&["inspect", fixtures.join("two-series").to_str().unwrap(), "--json"]);
+    assert!(run.status.success(), "{}", describe(&run));
+    let listed: Value = serde_json::from_slice(&run.stdout).unwrap();
+    let dims: Vec<&Value> = listed.as_array().unwrap().iter().map(|s| &s["dims"]).collect();
+    assert_eq!(dims.len(), 2, "{listed}");
     let run = delinea(&["convert", fixtures.join("gap").to_str().unwrap(), out.to_str().unwrap()]);
     assert_eq!(run.status.code(), Some(2));
     assert!(

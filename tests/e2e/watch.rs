@@ -152,6 +152,16 @@ fn wait_ready(outbox: &Path) {
     );
 }
 
+/// The mask `delinea predict --model MODEL --input INPUT --out OUT` writes as `OUT/NAME`.
+fn predicted_mask(model: &Path, input: &Path, out: &Path, name: &str) -> Vec<u8> {
+    let (m, i, o) = (model.to_str().unwrap(), input.to_str().unwrap(), out.to_str().unwrap());
+    let run = delinea(&[
+        "predict", "--model", m, "--input", i, "--out", o, "--device", "cpu", "--quiet",
+    ]);
+    assert!(run.status.success(), "{}", describe(&run));
+    std::fs::read(out.join(name)).unwrap()
+}
+
 /// SIGTERM, then the exit code.
 fn terminate(mut child: Child) -> Option<i32> {
     let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
@@ -262,7 +272,7 @@ fn slow_writers_copies_and_bad_files() {
     for (name, words) in [
         ("corrupt.nii.gz", "corrupt"),
         ("truncated.nii.gz", "truncated"),
-        ("notes.txt", "not a NIfTI"),
+        ("notes.txt", "neither a NIfTI"),
     ] {
         let error = std::fs::read_to_string(outbox.join("failed").join(format!("{name}.error.json"))).unwrap();
         assert!(error.contains(words), "{name}: {error}");
@@ -374,24 +384,10 @@ fn a_label_is_measured_and_triggers_adaptation_and_the_next_scan_uses_the_new_mo
         .find(|l| l["event"] == "done" && l["input"] == "p3.nii.gz")
         .unwrap();
     assert_eq!(p3["model"], 1);
-    let direct = s.root.join("direct");
-    let out = delinea(&[
-        "predict",
-        "--model",
-        gen1.to_str().unwrap(),
-        "--input",
-        s.scans[3].to_str().unwrap(),
-        "--out",
-        direct.to_str().unwrap(),
-        "--device",
-        "cpu",
-        "--quiet",
-    ]);
-    assert!(out.status.success(), "{}", describe(&out));
     let case = s.scans[3].file_name().unwrap().to_str().unwrap();
     assert_eq!(
         std::fs::read(outbox.join("cases/p3/mask.nii.gz")).unwrap(),
-        std::fs::read(direct.join(case)).unwrap()
+        predicted_mask(&gen1, &s.scans[3], &s.root.join("direct"), case)
     );
     // STDR distances still come from the job's model (the one the references describe): the
     // same scan dropped again after the adaptation gets the same distances as before it.
@@ -407,11 +403,16 @@ fn a_label_is_measured_and_triggers_adaptation_and_the_next_scan_uses_the_new_mo
     };
     assert!(distances("p0").iter().all(|d| d.is_f64()));
     assert_eq!(distances("again"), distances("p0"));
-    let next: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(outbox.join("label-next.json")).unwrap()).unwrap();
-    assert_eq!(
-        (next["labelled_scans"].as_u64(), next["unlabelled_scans"].as_u64()),
-        (Some(1), Some(4))
+    // The ranking is rewritten right after each `done` line: wait for the fifth scan's.
+    let ranked = || -> (Option<u64>, Option<u64>) {
+        let text = std::fs::read_to_string(outbox.join("label-next.json")).unwrap_or_default();
+        let next: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+        (next["labelled_scans"].as_u64(), next["unlabelled_scans"].as_u64())
+    };
+    assert!(
+        wait_until(Duration::from_secs(10), || ranked() == (Some(1), Some(4))),
+        "{:?}",
+        ranked()
     );
     assert_eq!(terminate(child), Some(0));
     let st = delinea(&[
@@ -468,6 +469,56 @@ fn after_an_overflow_the_rescan_finds_what_events_missed() {
         "found without any event or rescan"
     );
     assert_eq!(terminate(child), Some(0));
+}
+
+#[test]
+fn a_dicom_series_folder_and_a_multiframe_file_are_arrivals() {
+    use delinea::volume::{self, dicom};
+    let s = setup(false);
+    let (inbox, outbox, labels) = s.folders("dicom");
+    let child = s.spawn(&inbox, &outbox, &labels, &["--series-stable", "0.5"], &[]);
+    wait_ready(&outbox);
+    let fixtures = super::util::fixtures().join("dicom");
+    // A series folder renamed in whole, one copied in file by file, and a multi-frame file.
+    let staged = s.root.join("staged-series");
+    std::fs::create_dir_all(&staged).unwrap();
+    for (dest, src) in [(&staged, "tilted"), (&inbox.join("copied-series"), "tilted")] {
+        std::fs::create_dir_all(dest).unwrap();
+        for f in std::fs::read_dir(fixtures.join(src)).unwrap() {
+            let f = f.unwrap().path();
+            std::fs::copy(&f, dest.join(f.file_name().unwrap())).unwrap();
+        }
+    }
+    std::fs::rename(&staged, inbox.join("renamed-series")).unwrap();
+    std::fs::copy(fixtures.join("multiframe.dcm"), inbox.join("enhanced.dcm")).unwrap();
+    let done = wait_until(Duration::from_secs(30), || count(&journal(&outbox), "done").len() == 3);
+    assert!(done, "{:#?}", journal(&outbox));
+    let series = dicom::read_dicom_volume(&fixtures.join("tilted")).unwrap();
+    for case in ["renamed-series", "copied-series"] {
+        let mask = volume::read_label_map(&outbox.join(format!("cases/{case}/mask.nii.gz"))).unwrap();
+        assert!(
+            mask.geometry.mismatch(&series.geometry).is_none(),
+            "{case}: the mask is on the series' grid"
+        );
+        for f in std::fs::read_dir(fixtures.join("tilted")).unwrap() {
+            let f = f.unwrap().path();
+            let kept = outbox.join("processed").join(case).join(f.file_name().unwrap());
+            assert_eq!(std::fs::read(kept).unwrap(), std::fs::read(&f).unwrap());
+        }
+    }
+    assert!(outbox.join("cases/enhanced/mask.nii.gz").is_file());
+    assert_eq!(terminate(child), Some(0));
+    // `delinea predict --input SERIES_DIR` gives the same mask, named after the folder.
+    let direct = s.root.join("direct-dicom");
+    assert_eq!(
+        predicted_mask(
+            &s.root.join("model"),
+            &fixtures.join("tilted"),
+            &direct,
+            "tilted.nii.gz"
+        ),
+        std::fs::read(outbox.join("cases/renamed-series/mask.nii.gz")).unwrap()
+    );
 }
 
 #[test]

@@ -24,7 +24,7 @@ pub struct Args {
     /// Checkpoint folder written by `delinea train`.
     #[arg(long)]
     model: PathBuf,
-    /// A NIfTI file, a folder of them, or a dataset manifest (.json).
+    /// A NIfTI file, a folder of them, a DICOM series folder or file, or a dataset manifest (.json).
     #[arg(long)]
     input: PathBuf,
     /// Output folder (created).
@@ -98,6 +98,14 @@ fn case_id(path: &Path) -> String {
 
 fn inputs(args: &Args) -> anyhow::Result<Vec<Input>> {
     let p = &args.input;
+    if p.is_dir() && volume::dicom::is_dicom(p) {
+        // A DICOM series folder is one volume, named after the folder.
+        let id = p
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "series".into());
+        return Ok(vec![Input { id, path: p.clone() }]);
+    }
     if p.is_dir() {
         let mut files: Vec<PathBuf> = std::fs::read_dir(p)
             .with_context(|| format!("cannot list {}", p.display()))?

@@ -2,7 +2,8 @@
 //! folder is the truth (FRONT-DOORS.md "Drop folders"). An arrival is a file or a folder (a
 //! DICOM series becomes one folder); it is complete, in order of trust, when
 //!
-//! 1. it was renamed in (Maildir's rule: written elsewhere, renamed into the folder);
+//! 1. it was renamed in (Maildir's rule: written elsewhere, renamed into the folder; a series
+//!    folder too);
 //! 2. it was closed after writing and has not changed for the quiet period;
 //! 3. no event was seen for it (found by a scan: at start, after an overflow, or with
 //!    `--poll` on a share that sends none) and its size and mtime have not changed for the
@@ -227,8 +228,8 @@ impl Tracker {
             return now.saturating_duration_since(since) >= quiet;
         }
         match t.hint {
+            Some((Hint::RenamedIn, _)) => true, // a folder renamed in is whole too
             _ if t.entry.folder => stable >= quiet,
-            Some((Hint::RenamedIn, _)) => true,
             Some((Hint::Closed, _)) => stable >= quiet,
             Some((Hint::Writing, _)) => stable >= quiet * 10,
             None => stable >= quiet,

@@ -507,10 +507,11 @@ fn sorted_names(dir: &Path) -> Result<Vec<String>, WatchError> {
     Ok(names)
 }
 
-/// `name` without `.nii.gz` / `.nii` (a folder keeps its name).
+/// `name` without `.nii.gz`, `.nii` or `.dcm` (a series folder keeps its name).
 pub fn case_id(name: &str) -> &str {
-    name.strip_suffix(".nii.gz")
-        .or_else(|| name.strip_suffix(".nii"))
+    [".nii.gz", ".nii", ".dcm"]
+        .iter()
+        .find_map(|ext| name.strip_suffix(ext))
         .unwrap_or(name)
 }
 
@@ -523,6 +524,7 @@ mod tests {
         assert_eq!(case_id("p7.nii.gz"), "p7");
         assert_eq!(case_id("p7.nii"), "p7");
         assert_eq!(case_id("series-3"), "series-3");
+        assert_eq!(case_id("enhanced.dcm"), "enhanced");
     }
 
     #[test]

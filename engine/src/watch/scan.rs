@@ -26,8 +26,8 @@ pub(super) enum Unreadable {
     Bad(String),
 }
 
-/// Reads a scan arrival completely (a `.nii.gz` must decode to its end and hold as many voxels
-/// as its header says).
+/// Reads a scan arrival completely: a NIfTI file (a `.nii.gz` must decode to its end and hold
+/// as many voxels as its header says), a DICOM series folder or a DICOM file.
 pub(super) fn read_scan(path: &Path, folder: bool) -> Result<Volume, Unreadable> {
     let name = path
         .file_name()
@@ -36,13 +36,11 @@ pub(super) fn read_scan(path: &Path, folder: bool) -> Result<Volume, Unreadable>
     if !path.exists() {
         return Err(Unreadable::Gone);
     }
-    if folder {
+    let nifti = name.ends_with(".nii") || name.ends_with(".nii.gz");
+    if !folder && !nifti && !volume::dicom::is_dicom(path) {
         return Err(Unreadable::Bad(format!(
-            "{name} is a folder (a DICOM series?); the drop folder reads NIfTI scans (.nii, .nii.gz) only for now"
+            "{name} is neither a NIfTI scan (.nii, .nii.gz) nor DICOM (a series folder or a DICOM file)"
         )));
-    }
-    if !(name.ends_with(".nii") || name.ends_with(".nii.gz")) {
-        return Err(Unreadable::Bad(format!("{name} is not a NIfTI scan (.nii or .nii.gz)")));
     }
     volume::read_volume(path).map_err(|e| match e {
         volume::Error::Io { ref cause, .. } if cause.kind() == ErrorKind::NotFound => Unreadable::Gone,

@@ -394,9 +394,9 @@ fn geometry(p: &Plane, normal: [f64; 3], spacing_k: f64, origin: [f64; 3], slice
     for r in 0..3 {
         let flip = if r < 2 { -1.0 } else { 1.0 }; // LPS → RAS
         for (a, axis) in axes.iter().enumerate() {
-            affine[r][a] = flip * axis[r] * spacing[a];
+            affine[r][a] = flip * axis[r] * spacing[a] + 0.0; // + 0.0: no -0 in the output
         }
-        affine[r][3] = flip * origin[r];
+        affine[r][3] = flip * origin[r] + 0.0;
     }
     affine[3][3] = 1.0;
     Geometry {
