@@ -97,6 +97,12 @@ fn a_tilted_reversed_rescaled_series_matches_simpleitk() {
 }
 
 #[test]
+fn an_rle_compressed_series_reads_as_the_uncompressed_one() {
+    let rle = read_dicom_volume(&fixtures().join("rle")).unwrap();
+    assert_eq!(rle, read_dicom_volume(&fixtures().join("tilted")).unwrap());
+}
+
+#[test]
 fn an_enhanced_multiframe_file_is_one_volume_sorted_by_position() {
     let v = read_dicom_volume(&fixtures().join("multiframe.dcm")).unwrap();
     assert_eq!(v.geometry.dims, [3, 4, 3]);
@@ -120,6 +126,7 @@ fn every_bad_series_is_refused_naming_the_file_and_the_reason() {
         ("not-an-image", "no image object"),
         ("truncated.dcm", "truncated"),
         ("two-series", "holds 2 series"),
+        ("jpeg-ls.dcm", "transfer syntax 1.2.840.10008.1.2.4.80"),
     ];
     for (name, words) in cases {
         let e = read_dicom_volume(&fixtures().join(name)).unwrap_err().to_string();
