@@ -2,6 +2,7 @@
 #![allow(clippy::print_stdout, clippy::type_complexity)] // skip notices; tables of expected values
 
 mod dataset; // delinea validate over manifests with every kind of problem
+mod dicom; // series in manifests; RTSTRUCT and SEG out: dciodvfy, pydicom readback, a sphere, the real series, refusals
 mod experiment; // delinea experiment: outputs, resume, one run redone, changed config, bad input
 mod metrics; // delinea metrics / evaluate / compare on small masks, empties, missing predictions
 mod plugin; // native plugins in query, adapt and experiment; every bad plugin refused

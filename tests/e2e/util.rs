@@ -118,3 +118,18 @@ pub fn tiny_references(model: &str, manifest: &str, out: &Path, k: usize) -> Pat
     assert!(result.status.success(), "{}", describe(&result));
     out.to_path_buf()
 }
+
+/// Whether the reference tool `what` runs (`probe` succeeds). Absent, a test skips the checks
+/// that need it with the reason printed, except under CI (`CI` set), where `.ci/run` installs
+/// it and its absence is a failure.
+pub fn reference_tool(what: &str, probe: &mut Command) -> bool {
+    let ok = probe.output().map(|o| o.status.success()).unwrap_or(false);
+    if !ok {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{what} is missing under CI: .ci/run installs it"
+        );
+        println!("SKIPPED: {what} is not installed; the checks against it did not run");
+    }
+    ok
+}

@@ -507,6 +507,17 @@ fn a_dicom_series_folder_and_a_multiframe_file_are_arrivals() {
         }
     }
     assert!(outbox.join("cases/enhanced/mask.nii.gz").is_file());
+    // DICOM in, RTSTRUCT out (the job's default): each references the series it came from.
+    let tilted_uid = dicom::read_one_series(&fixtures.join("tilted")).unwrap().uid;
+    for case in ["renamed-series", "copied-series"] {
+        let rs = outbox.join(format!("cases/{case}/rtstruct.dcm"));
+        assert_eq!(super::dicom::referenced_series(&rs), tilted_uid, "{case}");
+    }
+    let enhanced = dicom::read_one_series(&fixtures.join("multiframe.dcm")).unwrap().uid;
+    assert_eq!(
+        super::dicom::referenced_series(&outbox.join("cases/enhanced/rtstruct.dcm")),
+        enhanced
+    );
     assert_eq!(terminate(child), Some(0));
     // `delinea predict --input SERIES_DIR` gives the same mask, named after the folder.
     let direct = s.root.join("direct-dicom");
@@ -518,6 +529,60 @@ fn a_dicom_series_folder_and_a_multiframe_file_are_arrivals() {
             "tilted.nii.gz"
         ),
         std::fs::read(outbox.join("cases/renamed-series/mask.nii.gz")).unwrap()
+    );
+    // `--format rtstruct,seg` adds both objects beside the NIfTI mask, listed in predictions.json.
+    let (m, i) = (s.root.join("model"), fixtures.join("tilted"));
+    let out = s.root.join("direct-rtstruct");
+    let run = delinea(&[
+        "predict",
+        "--model",
+        m.to_str().unwrap(),
+        "--input",
+        i.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--device",
+        "cpu",
+        "--quiet",
+        "--format",
+        "rtstruct,seg",
+    ]);
+    assert!(run.status.success(), "{}", describe(&run));
+    assert_eq!(
+        super::dicom::referenced_series(&out.join("tilted.rtstruct.dcm")),
+        tilted_uid
+    );
+    let rows: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("predictions.json")).unwrap()).unwrap();
+    let listed: Vec<&str> = rows[0]["dicom"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap())
+        .collect();
+    assert!(
+        listed[0].ends_with("tilted.rtstruct.dcm") && listed[1].ends_with("tilted.seg.dcm"),
+        "{listed:?}"
+    );
+    assert!(out.join("tilted.seg.dcm").is_file() && out.join("tilted.nii.gz").is_file());
+    // A NIfTI input has no series to reference: refused before anything runs.
+    let nifti = out.join("tilted.nii.gz");
+    let run = delinea(&[
+        "predict",
+        "--model",
+        m.to_str().unwrap(),
+        "--input",
+        nifti.to_str().unwrap(),
+        "--out",
+        s.root.join("refused").to_str().unwrap(),
+        "--format",
+        "seg",
+    ]);
+    assert_eq!(run.status.code(), Some(2), "{}", describe(&run));
+    assert!(
+        String::from_utf8_lossy(&run.stderr).contains("is not DICOM"),
+        "{}",
+        describe(&run)
     );
 }
 

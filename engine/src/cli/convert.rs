@@ -1,5 +1,5 @@
 //! `delinea convert IN OUT`: a DICOM series (folder or file) to NIfTI with the same geometry and
-//! voxel values.
+//! voxel values; with `--reference SERIES`, a mask to an RTSTRUCT or DICOM-SEG referencing it.
 
 use std::path::{Path, PathBuf};
 
@@ -8,17 +8,55 @@ use serde::Serialize;
 
 use super::{print_json, ExitStatus, Global};
 
-/// Convert a DICOM series to NIfTI (what physicists otherwise do with dcm2niix).
+/// Convert a DICOM series to NIfTI (what physicists otherwise do with dcm2niix), or a mask on
+/// a series' grid to an RTSTRUCT or DICOM-SEG referencing that series (`--reference`).
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// A DICOM series folder, a folder of several series, or one DICOM file.
+    /// A DICOM series folder, a folder of several series, or one DICOM file; with
+    /// `--reference`, a mask (NIfTI label map) on that series' grid.
     input: PathBuf,
     /// A `.nii` / `.nii.gz` file (the input must hold one series), or a folder that receives
-    /// `<SeriesInstanceUID>.nii.gz` per series.
+    /// `<SeriesInstanceUID>.nii.gz` per series; with `--reference`, the `.dcm` file to write.
     output: PathBuf,
+    /// The DICOM series the mask was predicted on: the RTSTRUCT / SEG references it.
+    #[arg(long, value_name = "SERIES")]
+    reference: Option<PathBuf>,
+    /// With `--reference`: the object to write.
+    #[arg(long, value_enum, default_value = "rtstruct")]
+    format: dicom::DerivedFormat,
+    /// With `--reference`: only this label of the mask (default: every non-zero voxel).
+    #[arg(long)]
+    label: Option<u8>,
+    #[command(flatten)]
+    dicom_out: DicomOutArgs,
     /// Print what was written as JSON.
     #[arg(long)]
     json: bool,
+}
+
+/// How an RTSTRUCT / SEG names its structure and makes its UIDs (convert and predict).
+#[derive(Debug, Clone, clap::Args)]
+pub struct DicomOutArgs {
+    /// RTSTRUCT / SEG: the structure's name (ROIName, SegmentLabel).
+    #[arg(long, default_value = "GTV")]
+    roi_name: String,
+    /// RTSTRUCT / SEG: the root of the new UIDs (your organisation's registered root;
+    /// default 2.25, UUID-derived).
+    #[arg(long)]
+    uid_root: Option<String>,
+}
+
+impl DicomOutArgs {
+    /// The writer's options, checked.
+    pub fn options(&self) -> anyhow::Result<dicom::Options> {
+        let options = dicom::Options {
+            roi_name: self.roi_name.clone(),
+            uid_root: self.uid_root.clone(),
+            ..dicom::Options::default()
+        };
+        options.check().map_err(anyhow::Error::msg)?;
+        Ok(options)
+    }
 }
 
 /// One converted series.
@@ -39,6 +77,9 @@ fn is_nifti_name(p: &Path) -> bool {
 }
 
 pub fn run(args: Args, global: Global) -> anyhow::Result<ExitStatus> {
+    if let Some(reference) = &args.reference {
+        return derive(&args, reference, global);
+    }
     let series = dicom::read_series(&args.input)?;
     if is_nifti_name(&args.output) && series.len() > 1 {
         anyhow::bail!(
@@ -86,6 +127,39 @@ pub fn run(args: Args, global: Global) -> anyhow::Result<ExitStatus> {
                 c.out.display()
             );
         }
+    }
+    Ok(ExitStatus::Success)
+}
+
+/// A mask and its reference series to an RTSTRUCT or SEG.
+fn derive(args: &Args, reference: &Path, global: Global) -> anyhow::Result<ExitStatus> {
+    let options = dicom::Options {
+        label: args.label,
+        ..args.dicom_out.options()?
+    };
+    let series = dicom::read_one_series(reference)?;
+    let mask = volume::read_label_map(&args.input)?;
+    let written = args.format.write(&mask, &args.input, &series, &args.output, &options)?;
+    if args.json {
+        print_json(&written)?;
+    } else if !global.quiet {
+        println!(
+            "{} {:?} ({} voxels on {} slices, {} {}) referencing series {} -> {}",
+            match written.format {
+                dicom::DerivedFormat::Rtstruct => "RTSTRUCT",
+                dicom::DerivedFormat::Seg => "SEG",
+            },
+            options.roi_name,
+            written.voxels,
+            written.slices,
+            written.items,
+            match written.format {
+                dicom::DerivedFormat::Rtstruct => "contours",
+                dicom::DerivedFormat::Seg => "frames",
+            },
+            series.uid,
+            written.path.display()
+        );
     }
     Ok(ExitStatus::Success)
 }

@@ -53,7 +53,7 @@ enum Command {
     Evaluate(metrics::EvaluateArgs),
     /// Paired Wilcoxon tests between two per-case result tables.
     Compare(metrics::CompareArgs),
-    /// Convert a DICOM series (folder or file) to NIfTI with the same geometry and voxel values.
+    /// Convert a DICOM series to NIfTI, or a mask and its series to an RTSTRUCT or DICOM-SEG.
     Convert(convert::Args),
     /// Write (or check) the JSON Schemas of every file delinea reads or writes.
     Schema(schema::Args),

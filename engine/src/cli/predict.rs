@@ -9,16 +9,19 @@ use delinea::dataset::{Manifest, Split};
 use delinea::device::{self, BackendTask, DeviceRequest};
 use delinea::infer::{predict_volume, DescriptorConfig, PredictOptions, Reduction};
 use delinea::model::checkpoint;
+use delinea::volume::dicom;
 use delinea::{fsutil, volume};
 use serde::Serialize;
 
+use super::convert::DicomOutArgs;
 use super::progress::{self, Mode};
 use super::{print_json, ExitStatus, Global};
 
 /// Segment volumes with a trained model: one mask per input, `<out>/<case>.nii.gz`, in the
 /// input's exact geometry; optionally the tumour probability (`<case>.prob.nii.gz`) and
-/// MC-dropout entropy/BALD maps (`<case>.entropy.nii.gz`, `<case>.bald.nii.gz`). A summary
-/// with per-slice scores (and descriptors) goes to `<out>/predictions.json`.
+/// MC-dropout entropy/BALD maps (`<case>.entropy.nii.gz`, `<case>.bald.nii.gz`); for a DICOM
+/// series, also an RTSTRUCT and/or DICOM-SEG referencing it (`--format`). A summary with
+/// per-slice scores (and descriptors) goes to `<out>/predictions.json`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Checkpoint folder written by `delinea train`.
@@ -61,9 +64,34 @@ pub struct Args {
     /// Compute device: auto, cpu, cuda or cuda:N.
     #[arg(long, default_value = "auto")]
     device: DeviceRequest,
+    /// Mask formats: nifti (`<case>.nii.gz`, always written: delinea's own steps read it),
+    /// rtstruct (`<case>.rtstruct.dcm`), seg (`<case>.seg.dcm`); the DICOM ones need DICOM
+    /// series input and reference it. Repeat or comma-separate.
+    #[arg(long = "format", value_enum, value_delimiter = ',', default_value = "nifti")]
+    formats: Vec<MaskFormat>,
+    #[command(flatten)]
+    dicom_out: DicomOutArgs,
     /// Print the summary as one JSON object.
     #[arg(long)]
     json: bool,
+}
+
+/// A mask format of `--format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum MaskFormat {
+    Nifti,
+    Rtstruct,
+    Seg,
+}
+
+impl MaskFormat {
+    fn dicom(self) -> Option<dicom::DerivedFormat> {
+        match self {
+            MaskFormat::Nifti => None,
+            MaskFormat::Rtstruct => Some(dicom::DerivedFormat::Rtstruct),
+            MaskFormat::Seg => Some(dicom::DerivedFormat::Seg),
+        }
+    }
 }
 
 fn parse_reduction(s: &str) -> Result<Reduction, String> {
@@ -92,6 +120,7 @@ fn case_id(path: &Path) -> String {
         .unwrap_or_default();
     name.strip_suffix(".nii.gz")
         .or_else(|| name.strip_suffix(".nii"))
+        .or_else(|| name.strip_suffix(".dcm"))
         .unwrap_or(&name)
         .to_string()
 }
@@ -167,6 +196,9 @@ struct CaseSummary {
     image: PathBuf,
     mask: PathBuf,
     tumour_voxels: usize,
+    /// The RTSTRUCT / SEG files written for a DICOM input.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    dicom: Vec<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
     mc: Option<McSummary>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -189,6 +221,8 @@ struct Task {
     out: PathBuf,
     probs: bool,
     options: PredictOptions,
+    derived: Vec<dicom::DerivedFormat>,
+    dicom_options: dicom::Options,
     progress: progress::Items,
 }
 
@@ -200,10 +234,29 @@ impl BackendTask for Task {
         let classes = card.architecture.classes;
         let mut rows = Vec::with_capacity(self.inputs.len());
         for input in &self.inputs {
-            let image = volume::read_volume(&input.path)?;
+            // A DICOM object references the series: keep what read_volume would drop.
+            let series = match self.derived.is_empty() {
+                true => None,
+                false => Some(dicom::read_one_series(&input.path)?),
+            };
+            let image = match &series {
+                Some(s) => s.volume.clone(),
+                None => volume::read_volume(&input.path)?,
+            };
             let p = predict_volume(&model, &image, &card.preprocessing, classes, &self.options);
             let mask_path = self.out.join(format!("{}.nii.gz", input.id));
             volume::write_label_map(&mask_path, &p.mask)?;
+            let mut derived = Vec::new();
+            if let Some(series) = &series {
+                for format in &self.derived {
+                    let path = self.out.join(format!("{}.{}", input.id, format.extension()));
+                    derived.push(
+                        format
+                            .write(&p.mask, &mask_path, series, &path, &self.dicom_options)?
+                            .path,
+                    );
+                }
+            }
             if self.probs {
                 volume::write_volume(
                     &self.out.join(format!("{}.prob.nii.gz", input.id)),
@@ -230,6 +283,7 @@ impl BackendTask for Task {
                 image: input.path.clone(),
                 tumour_voxels: p.mask.data.iter().filter(|v| **v > 0).count(),
                 mask: mask_path,
+                dicom: derived,
                 mc,
                 descriptors: p.descriptors,
             });
@@ -258,6 +312,17 @@ pub fn run(args: Args, global: Global) -> anyhow::Result<ExitStatus> {
         })?;
     }
     let inputs = inputs(&args)?;
+    let derived: Vec<dicom::DerivedFormat> = args.formats.iter().filter_map(|f| f.dicom()).collect();
+    let dicom_options = args.dicom_out.options()?;
+    if !derived.is_empty() {
+        if let Some(i) = inputs.iter().find(|i| !dicom::is_dicom(&i.path)) {
+            anyhow::bail!(
+                "--format rtstruct / seg references a DICOM series, but {} ({}) is not DICOM",
+                i.id,
+                i.path.display()
+            );
+        }
+    }
     let device = device::resolve(args.device)?;
     std::fs::create_dir_all(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
     let mode = Mode::detect(global.quiet || args.json);
@@ -267,6 +332,8 @@ pub fn run(args: Args, global: Global) -> anyhow::Result<ExitStatus> {
         inputs,
         out: args.out.clone(),
         probs: args.probs,
+        derived,
+        dicom_options,
         options: PredictOptions {
             batch: args.batch,
             mc_samples: args.mc,

@@ -110,6 +110,12 @@ pub struct Outputs {
     /// Per-slice STDR distances to the source references in `scores.json` (needs
     /// `query.references`). Default true when references are given.
     pub stdr_distance: bool,
+    /// `rtstruct.dcm`: the mask as an RT Structure Set (ROI "GTV") referencing the scan, for a
+    /// DICOM scan (a NIfTI scan has no series to reference). Default true.
+    pub rtstruct: bool,
+    /// `seg.dcm`: the mask as a DICOM Segmentation referencing the scan, for a DICOM scan.
+    /// Default false.
+    pub seg: bool,
 }
 
 impl Default for Outputs {
@@ -119,6 +125,8 @@ impl Default for Outputs {
             probability: false,
             uncertainty: true,
             stdr_distance: true,
+            rtstruct: true,
+            seg: false,
         }
     }
 }

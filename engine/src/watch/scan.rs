@@ -16,6 +16,7 @@ use super::{case_id, WatchError, Watcher};
 use crate::fsutil;
 use crate::infer::Prediction;
 use crate::strategy::query::{score_volume, Candidate, CandidatePool, Needs, PoolOptions, Unit};
+use crate::volume::dicom::{self, DerivedFormat, Series};
 use crate::volume::{self, Volume};
 
 /// Why an arrival's content cannot be used yet or at all.
@@ -144,7 +145,11 @@ impl<B: AutodiffBackend> Watcher<'_, B> {
             Ok(rows) => rows,
             Err(reason) => return self.fail_scan(name, reason, since),
         };
-        self.write_outputs(name, &case, &prediction, &rows)?;
+        let series = match self.reference_series(name) {
+            Ok(s) => s,
+            Err(reason) => return self.fail_scan(name, reason, since),
+        };
+        self.write_outputs(name, &case, &prediction, &rows, series.as_ref())?;
         self.journal.step("outputs");
         let mut line = Line::new(Event::Done, Kind::Scan, name);
         (line.case, line.model) = (Some(case.clone()), Some(self.current.generation));
@@ -217,9 +222,30 @@ impl<B: AutodiffBackend> Watcher<'_, B> {
         (p, rows)
     }
 
-    /// Writes the job's outputs into `cases/<case>/` and the pool rows into the state folder,
-    /// each atomically, and syncs the folders.
-    fn write_outputs(&self, name: &str, case: &str, p: &Prediction, rows: &[Candidate]) -> Result<(), WatchError> {
+    /// The DICOM series an RTSTRUCT / SEG output references: `None` when the job wants neither
+    /// or the scan is NIfTI (nothing to reference); an error (the scan fails) when it cannot be
+    /// referenced.
+    fn reference_series(&self, name: &str) -> Result<Option<Series>, String> {
+        let o = self.options.job.outputs;
+        let work = self.layout.work().join(name);
+        if !(o.rtstruct || o.seg) || !dicom::is_dicom(&work) {
+            return Ok(None);
+        }
+        let series = dicom::read_one_series(&work).map_err(|e| e.to_string())?;
+        series.referenceable().map_err(|e| e.to_string())?;
+        Ok(Some(series))
+    }
+
+    /// Writes the job's outputs into `cases/<case>/` (the RTSTRUCT / SEG referencing `series`)
+    /// and the pool rows into the state folder, each atomically, and syncs the folders.
+    fn write_outputs(
+        &self,
+        name: &str,
+        case: &str,
+        p: &Prediction,
+        rows: &[Candidate],
+        series: Option<&Series>,
+    ) -> Result<(), WatchError> {
         let dir = self.layout.case(case);
         std::fs::create_dir_all(&dir).map_err(WatchError::io(&dir))?;
         let outputs = self.options.job.outputs;
@@ -237,6 +263,21 @@ impl<B: AutodiffBackend> Watcher<'_, B> {
         }
         if outputs.probability {
             vol("probability.nii.gz", &p.tumour_probability)?;
+        }
+        let derived = [
+            (outputs.rtstruct, DerivedFormat::Rtstruct),
+            (outputs.seg, DerivedFormat::Seg),
+        ];
+        for format in derived.iter().filter(|(on, _)| *on).map(|(_, f)| f) {
+            let Some(series) = series else { break };
+            let path = dir.join(format.extension());
+            let options = dicom::Options::default();
+            format
+                .write(&p.mask, &dir.join("mask.nii.gz"), series, &path, &options)
+                .map_err(|e| WatchError::Job {
+                    job: path.clone(),
+                    reason: e.to_string(),
+                })?;
         }
         if let (true, Some(u)) = (outputs.uncertainty, &p.uncertainty) {
             vol("entropy.nii.gz", &u.entropy)?;

@@ -3,6 +3,7 @@
 //! connected components computed natively.
 
 use std::collections::VecDeque;
+use std::path::Path;
 use std::sync::Arc;
 
 use rhai::plugin::*;
@@ -115,6 +116,27 @@ pub fn components(labels: &LabelMap) -> LabelMap {
     }
 }
 
+/// `write_rtstruct` / `write_seg`: the series and the output checked against the sandbox.
+fn write_derived(
+    ctx: &NativeCallContext,
+    format: volume::dicom::DerivedFormat,
+    l: &Labels,
+    series: &str,
+    path: &str,
+) -> Result<Map, Box<EvalAltResult>> {
+    let session = crate::script::host::session(ctx)?;
+    let (folder, out) = (session.sandbox.read(series)?, session.sandbox.write(path)?);
+    let s = volume::dicom::read_one_series(&folder).map_err(|e| e.to_string())?;
+    let options = volume::dicom::Options::default();
+    let written = format
+        .write(&l.0, Path::new(series), &s, &out, &options)
+        .map_err(|e| e.to_string())?;
+    let value = rhai::serde::to_dynamic(&written).map_err(|e| e.to_string())?;
+    value
+        .try_cast::<Map>()
+        .ok_or_else(|| "write_rtstruct / write_seg: no summary".into())
+}
+
 #[export_module]
 pub mod volume_api {
     use super::*;
@@ -124,7 +146,8 @@ pub mod volume_api {
     /// A label map (u8 voxels on a grid; > 0 is the structure).
     pub type Labels = super::Labels;
 
-    /// Reads an image (NIfTI) inside the allowed folders: `load_volume("data/C2-001.nii.gz")`.
+    /// Reads an image (NIfTI, or a DICOM series folder or file) inside the allowed folders:
+    /// `load_volume("data/C2-001.nii.gz")`.
     #[rhai_fn(return_raw)]
     pub fn load_volume(ctx: NativeCallContext, path: &str) -> Result<Volume, Box<EvalAltResult>> {
         let file = crate::script::host::session(&ctx)?.sandbox.read(path)?;
@@ -153,6 +176,28 @@ pub mod volume_api {
     pub fn write_labels(ctx: NativeCallContext, l: Labels, path: &str) -> Result<(), Box<EvalAltResult>> {
         let file = crate::script::host::session(&ctx)?.sandbox.write(path)?;
         volume::write_label_map(&file, &l.0).map_err(|e| e.to_string().into())
+    }
+
+    /// Writes the label map (voxels > 0, on the series' grid: predict on the series) as an RT
+    /// Structure Set (ROI "GTV") referencing the DICOM series folder `series`, both inside the
+    /// allowed folders; a map of `path`, `sop_instance`, `slices`, `voxels` and `items` (the
+    /// contours): `write_rtstruct(model.predict(load_volume("in/MR1")).mask, "in/MR1", "out/MR1-rs.dcm")`.
+    #[rhai_fn(return_raw)]
+    pub fn write_rtstruct(
+        ctx: NativeCallContext,
+        l: Labels,
+        series: &str,
+        path: &str,
+    ) -> Result<Map, Box<EvalAltResult>> {
+        super::write_derived(&ctx, volume::dicom::DerivedFormat::Rtstruct, &l, series, path)
+    }
+
+    /// Writes the label map as a DICOM Segmentation (binary, one frame per slice) referencing
+    /// the DICOM series folder `series`; the same map as `write_rtstruct` (`items`: the frames):
+    /// `write_seg(mask, "in/MR1", "out/MR1-seg.dcm")`.
+    #[rhai_fn(return_raw)]
+    pub fn write_seg(ctx: NativeCallContext, l: Labels, series: &str, path: &str) -> Result<Map, Box<EvalAltResult>> {
+        super::write_derived(&ctx, volume::dicom::DerivedFormat::Seg, &l, series, path)
     }
 
     /// The grid: a map of `dims`, `spacing` (mm), `affine` (4 × 4, RAS+) and `orientation`:

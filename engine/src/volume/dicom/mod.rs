@@ -17,6 +17,15 @@
 //! spacing (the gap and where), duplicate positions, mixed sizes, a non-image object, a file
 //! that does not parse (truncated), a transfer syntax dicom-pixeldata cannot decode.
 
+pub mod contour;
+mod derived;
+mod rtstruct;
+mod seg;
+
+pub use derived::{new_uid, DerivedFormat, Options, Written, DEFAULT_UID_ROOT};
+pub use rtstruct::write_rtstruct;
+pub use seg::write_seg;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -40,7 +49,56 @@ pub struct Series {
     pub files: Vec<PathBuf>,
     /// The voxels and their grid.
     pub volume: Volume,
+    /// What an object derived from this series (RTSTRUCT, SEG) copies and references.
+    pub reference: Reference,
 }
+
+/// The patient, study and frame of reference of a series and its images in slice order: what
+/// a derived object (RTSTRUCT, SEG) copies and points to.
+#[derive(Debug, Clone)]
+pub struct Reference {
+    /// The Patient, General Study and Frame of Reference elements of the first image, copied
+    /// as they are (value, VR, character set).
+    pub header: Vec<dicom_object::mem::InMemElement>,
+    /// SeriesInstanceUID.
+    pub series_uid: String,
+    /// StudyInstanceUID, if the images have one.
+    pub study_uid: Option<String>,
+    /// FrameOfReferenceUID, if the images have one.
+    pub frame_of_reference: Option<String>,
+    /// Slice `k` of the volume.
+    pub slices: Vec<SliceRef>,
+}
+
+/// The image a slice of the volume comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SliceRef {
+    /// SOPClassUID of its file.
+    pub sop_class: String,
+    /// SOPInstanceUID of its file.
+    pub sop_instance: String,
+    /// Its frame number (from 1) in a multi-frame file; `None` for a single-frame image.
+    pub frame: Option<u32>,
+    /// ImagePositionPatient (LPS, mm).
+    pub position: [f64; 3],
+}
+
+/// The elements a derived object copies from its source images.
+const COPIED: [dicom_core::Tag; 13] = [
+    tags::SPECIFIC_CHARACTER_SET,
+    tags::PATIENT_NAME,
+    tags::PATIENT_ID,
+    tags::PATIENT_BIRTH_DATE,
+    tags::PATIENT_SEX,
+    tags::STUDY_INSTANCE_UID,
+    tags::STUDY_DATE,
+    tags::STUDY_TIME,
+    tags::REFERRING_PHYSICIAN_NAME,
+    tags::STUDY_ID,
+    tags::ACCESSION_NUMBER,
+    tags::FRAME_OF_REFERENCE_UID,
+    tags::POSITION_REFERENCE_INDICATOR,
+];
 
 /// Whether `path` is a DICOM file (the `DICM` magic at byte 128) or a folder holding one.
 pub fn is_dicom(path: &Path) -> bool {
@@ -81,6 +139,12 @@ fn files_below(dir: &Path) -> Vec<PathBuf> {
 /// Reads the one series at `path` (a folder, or one multi-frame file); more than one is an
 /// error listing them.
 pub fn read_dicom_volume(path: &Path) -> Result<Volume, Error> {
+    Ok(read_one_series(path)?.volume)
+}
+
+/// The one series at `path`, with what a derived object references; more than one is an
+/// error listing them.
+pub fn read_one_series(path: &Path) -> Result<Series, Error> {
     let mut series = read_series(path)?;
     if series.len() > 1 {
         let list: Vec<String> = series
@@ -96,7 +160,7 @@ pub fn read_dicom_volume(path: &Path) -> Result<Volume, Error> {
             ),
         ));
     }
-    Ok(series.remove(0).volume)
+    Ok(series.remove(0))
 }
 
 /// Every image series at `path`, in SeriesInstanceUID order. In a folder, files without the
@@ -244,6 +308,7 @@ fn assemble(uid: String, objs: Vec<(PathBuf, DefaultDicomObject)>) -> Result<Ser
     let spacing_k = slice_spacing(&frames, &along)?;
     let geometry = geometry(&plane, normal, spacing_k, frames[0].position, frames.len());
     let data = pixels(&objs, &frames, &plane)?;
+    let reference = reference(&uid, &objs, &frames);
     let mut files: Vec<PathBuf> = Vec::new();
     for f in &frames {
         if files.last() != Some(&f.file) {
@@ -255,7 +320,39 @@ fn assemble(uid: String, objs: Vec<(PathBuf, DefaultDicomObject)>) -> Result<Ser
         description,
         files,
         volume: Image { geometry, data },
+        reference,
     })
+}
+
+fn reference(uid: &str, objs: &[(PathBuf, DefaultDicomObject)], frames: &[Frame]) -> Reference {
+    let first = &objs[0].1;
+    let header = COPIED
+        .iter()
+        .filter_map(|tag| first.element_opt(*tag).ok().flatten().cloned())
+        .collect();
+    let slices = frames
+        .iter()
+        .map(|f| {
+            let obj = &objs.iter().find(|(file, _)| *file == f.file).expect("a frame's file").1;
+            let multi = text(obj, tags::NUMBER_OF_FRAMES)
+                .and_then(|t| t.parse::<u32>().ok())
+                .unwrap_or(1)
+                > 1;
+            SliceRef {
+                sop_class: text(obj, tags::SOP_CLASS_UID).unwrap_or_default(),
+                sop_instance: text(obj, tags::SOP_INSTANCE_UID).unwrap_or_default(),
+                frame: multi.then_some(f.index + 1),
+                position: f.position,
+            }
+        })
+        .collect();
+    Reference {
+        header,
+        series_uid: uid.to_string(),
+        study_uid: text(first, tags::STUDY_INSTANCE_UID).filter(|s| !s.is_empty()),
+        frame_of_reference: text(first, tags::FRAME_OF_REFERENCE_UID).filter(|s| !s.is_empty()),
+        slices,
+    }
 }
 
 /// The plane and the frame positions of one file (one for a classic image, many for an

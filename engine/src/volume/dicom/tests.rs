@@ -135,3 +135,59 @@ fn every_bad_series_is_refused_naming_the_file_and_the_reason() {
     assert_eq!(read_series(&fixtures().join("two-series")).unwrap().len(), 2);
     assert!(is_dicom(&fixtures().join("tilted")) && !is_dicom(&fixtures().join("make.py")));
 }
+
+/// The sphere series and a mask of its bright voxels, label 1, with one voxel relabelled 2.
+fn sphere_and_mask() -> (Series, crate::volume::LabelMap) {
+    let series = read_one_series(&fixtures().join("sphere")).unwrap();
+    let mut mask = crate::volume::LabelMap {
+        geometry: series.volume.geometry.clone(),
+        data: series.volume.data.iter().map(|v| u8::from(*v > 500.0)).collect(),
+    };
+    let first = mask.data.iter().position(|v| *v == 1).unwrap();
+    mask.data[first] = 2;
+    (series, mask)
+}
+
+#[test]
+fn the_sphere_series_references_its_images_in_slice_order() {
+    let (series, _) = sphere_and_mask();
+    let r = &series.reference;
+    assert_eq!(r.slices.len(), 10);
+    assert!(r.study_uid.is_some() && r.frame_of_reference.is_some());
+    // Files are stored in reverse: slice 0 is the last file, IM0010.dcm.
+    assert!(series.files[0].ends_with("IM0010.dcm"), "{:?}", series.files[0]);
+    let normal = [0.0, -(15f64.to_radians().sin()), 15f64.to_radians().cos()];
+    let along: Vec<f64> = r.slices.iter().map(|s| dot(s.position, normal)).collect();
+    assert!(along.windows(2).all(|w| (w[1] - w[0] - 2.0).abs() < 1e-4), "{along:?}");
+    assert!(r.slices.iter().all(|s| s.frame.is_none()));
+}
+
+#[test]
+fn a_label_picks_its_voxels_and_an_unreferenceable_series_is_refused() {
+    let (mut series, mask) = sphere_and_mask();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("seg.dcm");
+    let only_2 = Options {
+        label: Some(2),
+        ..Options::default()
+    };
+    let w = write_seg(&mask, Path::new("mask"), &series, &out, &only_2).unwrap();
+    assert_eq!((w.voxels, w.slices, w.items), (1, 1, 10));
+    let all = write_rtstruct(&mask, Path::new("mask"), &series, &out, &Options::default()).unwrap();
+    assert_eq!(all.voxels, 592);
+    series.reference.frame_of_reference = None;
+    let e = write_rtstruct(
+        &mask,
+        Path::new("mask"),
+        &series,
+        &dir.path().join("no.dcm"),
+        &Options::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("lacks FrameOfReferenceUID") && e.contains("IM0010.dcm"),
+        "{e}"
+    );
+    assert!(!dir.path().join("no.dcm").exists());
+}

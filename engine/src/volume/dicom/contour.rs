@@ -1,0 +1,179 @@
+//! Closed planar contours of a binary slice by marching squares, for RTSTRUCT.
+//!
+//! The contour is the 0.5 iso-line of the mask sampled at pixel centres: every point lies on a
+//! pixel edge's midpoint between an inside and an outside centre, so it is within half a pixel
+//! of the boundary, and the even-odd rule applied to pixel centres gives the mask back exactly
+//! (tested). Outer boundaries and holes are separate contours (holes are nested inside their
+//! island; what RT planning systems read with the even-odd rule). Diagonal touching pixels
+//! are separate islands (the saddle is resolved like scikit-image's `fully_connected="low"`).
+//! Points where the contour goes straight on are dropped.
+
+use std::collections::HashMap;
+
+/// A point in doubled pixel coordinates: `(2i, 2j)` is pixel `(i, j)`'s centre, so edge
+/// midpoints are integers.
+type Point = (i64, i64);
+
+/// One closed contour: points in pixel coordinates `(i, j)` (column, row), not repeating the
+/// first at the end.
+pub type Contour = Vec<[f64; 2]>;
+
+/// The closed contours of `inside` (a `width × height` slice, `i` fastest).
+pub fn contours(inside: &[bool], width: usize, height: usize) -> Vec<Contour> {
+    assert_eq!(inside.len(), width * height, "slice of {width} × {height}");
+    let at = |x: i64, y: i64| {
+        x >= 0 && y >= 0 && (x as usize) < width && (y as usize) < height && inside[y as usize * width + x as usize]
+    };
+    // Each cell (x, y) has corners a = (x, y), b = (x+1, y), c = (x+1, y+1), d = (x, y+1),
+    // walked a → b → c → d; its edge crossings in that order, each with whether it goes from
+    // inside to outside.
+    let mut next: HashMap<Point, Point> = HashMap::new();
+    for y in -1..height as i64 {
+        for x in -1..width as i64 {
+            let corners = [(x, y), (x + 1, y), (x + 1, y + 1), (x, y + 1)];
+            let mut crossings: Vec<(Point, bool)> = Vec::with_capacity(4);
+            for e in 0..4 {
+                let (p, q) = (corners[e], corners[(e + 1) % 4]);
+                let (pi, qi) = (at(p.0, p.1), at(q.0, q.1));
+                if pi != qi {
+                    crossings.push(((p.0 + q.0, p.1 + q.1), pi));
+                }
+            }
+            // Each inside → outside crossing joins the crossing just before it (outside →
+            // inside): the segment cuts off the inside corner(s) between them, so the inside
+            // lies to the same side of every segment and a saddle keeps its two inside corners
+            // apart.
+            let n = crossings.len();
+            for (c, &(from, leaves)) in crossings.iter().enumerate() {
+                if leaves {
+                    let (to, _) = crossings[(c + n - 1) % n];
+                    next.insert(from, to);
+                }
+            }
+        }
+    }
+    let mut starts: Vec<Point> = next.keys().copied().collect();
+    starts.sort_unstable_by_key(|p| (p.1, p.0));
+    let mut out = Vec::new();
+    for start in starts {
+        if !next.contains_key(&start) {
+            continue; // already part of a traced contour
+        }
+        let mut ring = vec![start];
+        let mut p = next.remove(&start).expect("checked above");
+        while p != start {
+            ring.push(p);
+            p = next
+                .remove(&p)
+                .expect("every crossing has a successor: the contour closes");
+        }
+        out.push(
+            simplify(&ring)
+                .into_iter()
+                .map(|(x, y)| [x as f64 / 2.0, y as f64 / 2.0])
+                .collect(),
+        );
+    }
+    out
+}
+
+/// `ring` without the points where it goes straight on.
+fn simplify(ring: &[Point]) -> Vec<Point> {
+    let n = ring.len();
+    (0..n)
+        .filter(|&k| {
+            let (a, b, c) = (ring[(k + n - 1) % n], ring[k], ring[(k + 1) % n]);
+            (b.0 - a.0) * (c.1 - b.1) - (b.1 - a.1) * (c.0 - b.0) != 0
+        })
+        .map(|k| ring[k])
+        .collect()
+}
+
+/// Whether `(x, y)` is inside the contours by the even-odd rule.
+pub fn even_odd(contours: &[Contour], x: f64, y: f64) -> bool {
+    let mut inside = false;
+    for ring in contours {
+        let n = ring.len();
+        for k in 0..n {
+            let ([x0, y0], [x1, y1]) = (ring[k], ring[(k + 1) % n]);
+            if (y0 > y) != (y1 > y) && x < x0 + (y - y0) * (x1 - x0) / (y1 - y0) {
+                inside = !inside;
+            }
+        }
+    }
+    inside
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(rows: &[&str]) -> (Vec<bool>, usize, usize) {
+        let w = rows[0].len();
+        let data = rows.iter().flat_map(|r| r.chars().map(|c| c == '#')).collect();
+        (data, w, rows.len())
+    }
+
+    /// The even-odd rule at every pixel centre gives the mask back.
+    fn assert_round_trip(rows: &[&str]) -> Vec<Contour> {
+        let (mask, w, h) = parse(rows);
+        let cs = contours(&mask, w, h);
+        for y in 0..h {
+            for x in 0..w {
+                assert_eq!(
+                    even_odd(&cs, x as f64, y as f64),
+                    mask[y * w + x],
+                    "pixel ({x}, {y}) of {rows:?} with {cs:?}"
+                );
+            }
+        }
+        cs
+    }
+
+    #[test]
+    fn a_square_is_one_contour_of_four_corners_cut_at_the_edge_midpoints() {
+        let cs = assert_round_trip(&["....", ".##.", ".##.", "...."]);
+        assert_eq!(cs.len(), 1);
+        // Marching squares cuts the corners: a square of 2 × 2 pixels gives an octagon.
+        assert_eq!(cs[0].len(), 8);
+        for p in &cs[0] {
+            assert!(p[0] >= 0.5 && p[0] <= 2.5 && p[1] >= 0.5 && p[1] <= 2.5, "{p:?}");
+        }
+    }
+
+    #[test]
+    fn holes_islands_saddles_and_borders_round_trip() {
+        let ring = assert_round_trip(&["#####", "#...#", "#.#.#", "#...#", "#####"]);
+        assert_eq!(ring.len(), 3, "outer, hole, island in the hole");
+        let saddle = assert_round_trip(&["#.", ".#"]);
+        assert_eq!(saddle.len(), 2, "diagonal neighbours are two islands");
+        assert_eq!(assert_round_trip(&["#"]).len(), 1);
+        assert!(assert_round_trip(&["...", "..."]).is_empty());
+        assert_round_trip(&["##..#", "#.#.#", ".#..#", "#####", "#.#.."]);
+    }
+
+    #[test]
+    fn random_masks_round_trip() {
+        let mut state = 7u64;
+        for _ in 0..50 {
+            let rows: Vec<String> = (0..9)
+                .map(|_| {
+                    (0..11)
+                        .map(|_| {
+                            state = state
+                                .wrapping_mul(6364136223846793005)
+                                .wrapping_add(1442695040888963407);
+                            if (state >> 33).is_multiple_of(3) {
+                                '.'
+                            } else {
+                                '#'
+                            }
+                        })
+                        .collect()
+                })
+                .collect();
+            let refs: Vec<&str> = rows.iter().map(String::as_str).collect();
+            assert_round_trip(&refs);
+        }
+    }
+}

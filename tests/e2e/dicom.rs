@@ -1,0 +1,326 @@
+//! DICOM series as manifest images (`delinea validate`), and RTSTRUCT and DICOM-SEG out
+//! (`delinea convert MASK OUT --reference SERIES`, the Rhai API), checked by dciodvfy
+//! (dicom3tools) and read back with pydicom (tests/fixtures/dicom/check_derived.py), on a
+//! synthetic hollow sphere and on the real 20-slice MR series; and every refusal.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use delinea::volume::{self, dicom, LabelMap};
+
+use crate::util::{delinea, describe, fixtures, reference_tool, shared_data};
+
+/// `image > threshold` of the series at `series`, written as a NIfTI mask in `dir`.
+fn threshold_mask(series: &Path, threshold: f32, dir: &Path) -> PathBuf {
+    let image = dicom::read_dicom_volume(series).unwrap();
+    let mask = LabelMap {
+        data: image.data.iter().map(|v| u8::from(*v > threshold)).collect(),
+        geometry: image.geometry,
+    };
+    let path = dir.join("mask.nii.gz");
+    volume::write_label_map(&path, &mask).unwrap();
+    path
+}
+
+/// Copies the fixture series `tests/fixtures/dicom/NAME` to `to`.
+fn copy_fixture(name: &str, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for f in std::fs::read_dir(fixtures().join("dicom").join(name)).unwrap() {
+        let f = f.unwrap().path();
+        std::fs::copy(&f, to.join(f.file_name().unwrap())).unwrap();
+    }
+}
+
+/// Writes the mask as `format` with `delinea convert` and returns the file.
+fn convert(mask: &Path, series: &Path, format: &str, dir: &Path) -> PathBuf {
+    let out = dir.join(format!("{format}.dcm"));
+    let o = delinea(&[
+        "convert",
+        mask.to_str().unwrap(),
+        out.to_str().unwrap(),
+        "--reference",
+        series.to_str().unwrap(),
+        "--format",
+        format,
+    ]);
+    assert!(o.status.success(), "{}", describe(&o));
+    out
+}
+
+/// dciodvfy's errors for `file`, except "Illegal root for UID" of a UID the source images
+/// carry (the real series' UIDs start with 0.0.0.0: the error is theirs, copied as it must be).
+fn dciodvfy_errors(file: &Path, source_uids: &[String]) -> Vec<String> {
+    let o = Command::new("dciodvfy").arg("-new").arg(file).output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    text.lines()
+        .filter(|l| l.starts_with("Error"))
+        .filter(|l| !(l.contains("Illegal root for UID") && source_uids.iter().any(|u| l.contains(&format!("<{u}>")))))
+        .map(str::to_string)
+        .collect()
+}
+
+/// The study, series, Frame of Reference and image UIDs of a series.
+fn source_uids(series: &Path) -> Vec<String> {
+    let r = dicom::read_one_series(series).unwrap().reference;
+    let mut uids = vec![r.series_uid, r.study_uid.unwrap(), r.frame_of_reference.unwrap()];
+    uids.extend(r.slices.into_iter().map(|s| s.sop_instance));
+    uids
+}
+
+/// Runs dciodvfy and check_derived.py on both files (where the tools are installed) and
+/// returns the script's measurements.
+fn check_with_reference_tools(
+    series: &Path,
+    threshold: f32,
+    rtstruct: &Path,
+    seg: &Path,
+    sphere: bool,
+) -> Option<serde_json::Value> {
+    if reference_tool(
+        "dciodvfy (dicom3tools)",
+        Command::new("sh").args(["-c", "command -v dciodvfy"]),
+    ) {
+        let uids = source_uids(series);
+        for f in [rtstruct, seg] {
+            let errors = dciodvfy_errors(f, &uids);
+            assert!(errors.is_empty(), "dciodvfy on {}:\n{}", f.display(), errors.join("\n"));
+        }
+    }
+    if !reference_tool(
+        "pydicom 3 with numpy",
+        Command::new("python3").args(["-c", "import pydicom, numpy"]),
+    ) {
+        return None;
+    }
+    let script = fixtures().join("dicom/check_derived.py");
+    let mut cmd = Command::new("python3");
+    cmd.arg(&script)
+        .arg("--series")
+        .arg(series)
+        .arg("--threshold")
+        .arg(threshold.to_string());
+    cmd.arg("--rtstruct").arg(rtstruct).arg("--seg").arg(seg);
+    if sphere {
+        cmd.arg("--sphere").arg(fixtures().join("dicom/expected.json"));
+    }
+    let o = cmd.output().unwrap();
+    assert!(o.status.success(), "check_derived.py: {}", describe(&o));
+    println!("check_derived.py: {}", String::from_utf8_lossy(&o.stdout).trim());
+    Some(serde_json::from_slice(&o.stdout).unwrap())
+}
+
+/// The SeriesInstanceUID an RTSTRUCT references (ReferencedFrameOfReferenceSequence →
+/// RTReferencedStudySequence → RTReferencedSeriesSequence).
+pub fn referenced_series(rtstruct: &Path) -> String {
+    use dicom_dictionary_std::tags;
+    let rs = dicom_object::open_file(rtstruct).unwrap_or_else(|e| panic!("{}: {e}", rtstruct.display()));
+    let frame = &items(&rs, tags::REFERENCED_FRAME_OF_REFERENCE_SEQUENCE)[0];
+    let study = &items(frame, tags::RT_REFERENCED_STUDY_SEQUENCE)[0];
+    let series = &items(study, tags::RT_REFERENCED_SERIES_SEQUENCE)[0];
+    series
+        .element(tags::SERIES_INSTANCE_UID)
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .trim_end_matches('\0')
+        .to_string()
+}
+
+/// The items of sequence `tag` in `obj`.
+fn items(obj: &dicom_object::InMemDicomObject, tag: dicom_core::Tag) -> Vec<dicom_object::InMemDicomObject> {
+    obj.element(tag).unwrap().items().unwrap().to_vec()
+}
+
+#[test]
+fn a_hollow_sphere_becomes_an_rtstruct_and_a_seg_that_dciodvfy_and_pydicom_accept() {
+    use dicom_dictionary_std::tags;
+    let dir = tempfile::tempdir().unwrap();
+    let series = fixtures().join("dicom/sphere");
+    let mask = threshold_mask(&series, 500.0, dir.path());
+    let rtstruct = convert(&mask, &series, "rtstruct", dir.path());
+    let seg = convert(&mask, &series, "seg", dir.path());
+
+    // Read back with dicom-rs: the hollow sphere's 6 slices (a hole on the 2 middle ones) and
+    // the satellite's 2 give 10 contours; the SEG has a frame per slice and the mask's voxels.
+    let rs = dicom_object::open_file(&rtstruct).unwrap();
+    let roi = &items(&rs, tags::STRUCTURE_SET_ROI_SEQUENCE)[0];
+    assert_eq!(roi.element(tags::ROI_NAME).unwrap().to_str().unwrap(), "GTV");
+    let contours = items(&items(&rs, tags::ROI_CONTOUR_SEQUENCE)[0], tags::CONTOUR_SEQUENCE);
+    assert_eq!(contours.len(), 10);
+    let s = dicom_object::open_file(&seg).unwrap();
+    assert_eq!(s.element(tags::NUMBER_OF_FRAMES).unwrap().to_int::<u32>().unwrap(), 10);
+    let bits = s.element(tags::PIXEL_DATA).unwrap().to_bytes().unwrap();
+    let voxels: u32 = bits.iter().map(|b| b.count_ones()).sum();
+    let want = volume::read_label_map(&mask)
+        .unwrap()
+        .data
+        .iter()
+        .filter(|v| **v > 0)
+        .count();
+    assert_eq!(voxels as usize, want);
+    // Nothing of the input was modified.
+    let source = dicom::read_one_series(&series).unwrap();
+    assert_eq!(source.reference.slices.len(), 10);
+
+    if let Some(m) = check_with_reference_tools(&series, 500.0, &rtstruct, &seg, true) {
+        assert_eq!(m["rtstruct_pixels_differing"], 0);
+        assert_eq!(m["seg_pixels_differing"], 0);
+        assert!(m["rtstruct_max_surface_distance_half_pixels"].as_f64().unwrap() <= 1.0);
+    }
+}
+
+#[test]
+fn the_real_mr_series_gets_an_rtstruct_and_a_seg_that_dciodvfy_and_pydicom_accept() {
+    let Some(data) = shared_data() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let series = data.join("dicom-mr-series");
+    // Tissue brighter than 600 (of 0..1059): many islands and holes on every slice.
+    let mask = threshold_mask(&series, 600.0, dir.path());
+    let rtstruct = convert(&mask, &series, "rtstruct", dir.path());
+    let seg = convert(&mask, &series, "seg", dir.path());
+    if let Some(m) = check_with_reference_tools(&series, 600.0, &rtstruct, &seg, false) {
+        assert_eq!(m["images"], 20);
+        assert!(m["rtstruct_contours"].as_u64().unwrap() > 100, "{m}");
+        assert_eq!(m["rtstruct_pixels_differing"], 0);
+        assert_eq!(m["seg_pixels_differing"], 0);
+    }
+}
+
+#[test]
+fn bad_masks_references_and_names_are_refused_naming_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = fixtures().join("dicom");
+    let sphere_mask = threshold_mask(&d.join("sphere"), 500.0, dir.path());
+    let out = dir.path().join("out.dcm");
+    let refused = |args: &[&str], words: &[&str]| {
+        let mut all = vec!["convert"];
+        all.extend_from_slice(args);
+        let o = delinea(&all);
+        let err = String::from_utf8_lossy(&o.stderr).to_string();
+        assert_eq!(o.status.code(), Some(2), "{}", describe(&o));
+        for w in words {
+            assert!(err.contains(w), "{w:?} not in: {err}");
+        }
+        assert!(!err.contains("panicked"), "{err}");
+        assert!(!out.exists(), "nothing written on a refusal");
+    };
+    let (mask, o) = (sphere_mask.to_str().unwrap(), out.to_str().unwrap());
+    let at = |name: &str| d.join(name).to_string_lossy().into_owned();
+    refused(
+        &[mask, o, "--reference", &at("tilted")],
+        &["mask.nii.gz", "not on the grid of series"],
+    );
+    refused(
+        &[mask, o, "--reference", &at("two-series")],
+        &["two-series", "holds 2 series"],
+    );
+    refused(&[mask, o, "--reference", &at("gap")], &["non-uniform slice spacing"]);
+    refused(
+        &[mask, o, "--reference", &at("sphere"), "--roi-name", "a\\b"],
+        &["structure name"],
+    );
+    refused(
+        &[mask, o, "--reference", &at("sphere"), "--uid-root", "1.02"],
+        &["UID root"],
+    );
+    refused(&[&at("sphere"), o, "--reference", &at("sphere")], &["sphere"]);
+    let nowhere = dir.path().join("no/such/folder/out.dcm");
+    let o = delinea(&["convert", mask, nowhere.to_str().unwrap(), "--reference", &at("sphere")]);
+    assert_eq!(o.status.code(), Some(2), "{}", describe(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("no/such/folder"),
+        "{}",
+        describe(&o)
+    );
+}
+
+#[test]
+fn a_rhai_script_loads_a_series_and_writes_its_rtstruct_and_seg() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let series = d.join("in/sphere");
+    copy_fixture("sphere", &series);
+    let script = d.join("export.rhai");
+    std::fs::write(
+        &script,
+        r#"
+let v = load_volume("in/sphere");
+let mask = v.threshold(500.0);
+let rs = write_rtstruct(mask, "in/sphere", "out/sphere-rs.dcm");
+let seg = write_seg(mask, "in/sphere", "out/sphere-seg.dcm");
+write_json("out/summary.json", #{ contours: rs.items, frames: seg.items, voxels: seg.voxels });
+"#,
+    )
+    .unwrap();
+    std::fs::create_dir_all(d.join("out")).unwrap();
+    let run = |script: &Path| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_delinea"))
+            .current_dir(d)
+            .args(["run", script.to_str().unwrap(), "--allow", "."])
+            .output()
+            .unwrap()
+    };
+    let out = run(&script);
+    assert!(out.status.success(), "{}", describe(&out));
+    let printed: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("out/summary.json")).unwrap()).unwrap();
+    assert_eq!(printed["contours"], 10, "{printed}");
+    assert_eq!(
+        (printed["frames"].as_i64(), printed["voxels"].as_i64()),
+        (Some(10), Some(592))
+    );
+    let uid = dicom::read_one_series(&series).unwrap().uid;
+    assert_eq!(referenced_series(&d.join("out/sphere-rs.dcm")), uid);
+    check_with_reference_tools(
+        &series,
+        500.0,
+        &d.join("out/sphere-rs.dcm"),
+        &d.join("out/sphere-seg.dcm"),
+        true,
+    );
+    // Outside the allowed folders, or off the series' grid: a script error naming it.
+    let bad = d.join("bad.rhai");
+    std::fs::write(
+        &bad,
+        "let m = load_volume(\"in/sphere\").threshold(1.0);\nwrite_rtstruct(m, \"/etc\", \"out/x.dcm\");\n",
+    )
+    .unwrap();
+    let out = run(&bad);
+    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("/etc"),
+        "{}",
+        describe(&out)
+    );
+}
+
+#[test]
+fn validate_reads_series_folders_of_a_manifest_and_reports_their_problems() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for name in ["sphere", "gap", "tilted"] {
+        copy_fixture(name, &d.join(name));
+    }
+    threshold_mask(&d.join("sphere"), 500.0, d);
+    let case = |id: &str, image: &str| serde_json::json!({"id": id, "centre": "T", "split": "test", "image": image, "labels": {"r1": "mask.nii.gz"}});
+    let manifest = serde_json::json!({"centres": [{"id": "T", "role": "target"}],
+        "cases": [case("fine", "sphere"), case("gapped", "gap"), case("off-grid", "tilted")]});
+    std::fs::write(d.join("manifest.json"), manifest.to_string()).unwrap();
+    let o = delinea(&["validate", d.join("manifest.json").to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}", describe(&o));
+    let out = describe(&o);
+    assert!(out.contains("2 problem(s)"), "{out}");
+    assert!(
+        out.contains("case gapped") && out.contains("non-uniform slice spacing"),
+        "{out}"
+    );
+    assert!(
+        out.contains("case off-grid") && out.contains("does not match image"),
+        "{out}"
+    );
+    assert!(!out.contains("case fine"), "{out}");
+}
