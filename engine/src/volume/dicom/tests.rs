@@ -97,9 +97,15 @@ fn a_tilted_reversed_rescaled_series_matches_simpleitk() {
 }
 
 #[test]
-fn an_rle_compressed_series_reads_as_the_uncompressed_one() {
+fn rle_and_jpeg_2000_compressed_series_read_as_the_uncompressed_ones() {
     let rle = read_dicom_volume(&fixtures().join("rle")).unwrap();
     assert_eq!(rle, read_dicom_volume(&fixtures().join("tilted")).unwrap());
+    // JPEG 2000 lossless (pylibjpeg-openjpeg's encoder; openjp2's decoder, pure Rust).
+    let j2k = read_dicom_volume(&fixtures().join("j2k")).unwrap();
+    let plain = read_dicom_volume(&fixtures().join("j2k-plain")).unwrap();
+    assert_eq!(j2k.geometry.dims, [64, 64, 3]);
+    assert!(plain.data.iter().any(|v| *v != plain.data[0]), "a varied image");
+    assert_eq!(j2k, plain);
 }
 
 #[test]
