@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod model;
 pub mod plugin;
 pub mod preprocess;
+pub mod report;
 pub mod rng;
 pub mod schema;
 pub mod script;

@@ -179,6 +179,80 @@ fn check_outputs(out: &Path, manifest: &str) {
     }
 }
 
+/// The experiment's report: every section, every embedded picture a PNG that decodes (and is
+/// the file beside the page), a box plot point per evaluated case, failures marked, nothing
+/// fetched from anywhere.
+fn check_report(out: &Path, page: &Path) {
+    use base64::Engine;
+    let html = std::fs::read_to_string(page).unwrap();
+    for id in ["results", "box-plots", "cases", "queries", "curves", "settings"] {
+        assert!(html.contains(&format!("<section id=\"{id}\">")), "section {id} missing");
+    }
+    assert!(!html.contains("<script") && !html.contains("http://") && !html.contains("https://"));
+    assert!(
+        html.contains("class=\"fail\""),
+        "the tiny experiment's failures are marked"
+    );
+    let figures: Vec<&str> = html.split("<figure id=\"").skip(1).collect();
+    let beside = page.parent().unwrap().join("report");
+    assert_eq!(
+        figures.len(),
+        std::fs::read_dir(&beside).unwrap().count(),
+        "a PNG file per picture"
+    );
+    for f in &figures {
+        let name = &f[..f.find('"').unwrap()];
+        let data = f.split("base64,").nth(1).unwrap();
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(&data[..data.find('"').unwrap()])
+            .unwrap();
+        let picture = delinea::report::decode_png(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(picture.width > 100 && picture.height > 50, "{name}");
+        assert_eq!(
+            std::fs::read(beside.join(format!("{name}.png"))).unwrap(),
+            bytes,
+            "{name}"
+        );
+    }
+    let cases = std::fs::read_to_string(out.join("cases.csv")).unwrap();
+    for d in ["C2", "R2"] {
+        let rows = cases.lines().filter(|l| l.starts_with(&format!("{d},"))).count();
+        let fig = figures
+            .iter()
+            .find(|f| f.starts_with(&format!("box-dsc-{d}\"")))
+            .unwrap();
+        assert!(fig.contains(&format!("data-points=\"{rows}\"")), "{d}: {rows} cases");
+        for kind in ["box-hd95", "picks", "stdr-distances", "curve-adaptation"] {
+            assert!(
+                figures.iter().any(|f| f.starts_with(&format!("{kind}-{d}"))),
+                "{kind}-{d}"
+            );
+        }
+        assert!(
+            figures.iter().any(|f| f.starts_with(&format!("case-{d}-best-"))),
+            "case-{d}"
+        );
+    }
+    assert!(figures.iter().any(|f| f.starts_with("curve-source")));
+}
+
+#[test]
+fn the_report_is_written_again_on_its_own_and_bad_folders_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (manifest, config) = cohort(dir.path());
+    let out = dir.path().join("exp");
+    let o = experiment(&manifest, &config, &out, &[]);
+    assert!(o.status.success(), "{}", describe(&o));
+    let page = dir.path().join("elsewhere/page.html");
+    std::fs::create_dir_all(page.parent().unwrap()).unwrap();
+    let o = delinea(&["report", out.to_str().unwrap(), "--out", page.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", describe(&o));
+    assert!(page.is_file() && page.parent().unwrap().join("page/box-dsc-C2.png").is_file());
+    let o = delinea(&["report", dir.path().to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", describe(&o));
+    assert!(stderr(&o).contains("experiment.json"), "{}", describe(&o));
+}
+
 #[test]
 fn experiment_writes_consistent_tables_and_resumes() {
     let dir = tempfile::tempdir().unwrap();
@@ -189,6 +263,7 @@ fn experiment_writes_consistent_tables_and_resumes() {
     assert!(stderr(&first).contains("10 runs (10 now, 0 finished earlier), source model trained"));
     assert!(String::from_utf8_lossy(&first.stdout).contains("| domain | method |"));
     check_outputs(&out, &manifest);
+    check_report(&out, &out.join("report.html"));
     let before = snapshot(&out);
     let table = std::fs::read(out.join("table.md")).unwrap();
 
@@ -323,8 +398,16 @@ fn tree(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
                 continue;
             }
             let name = path.file_name().unwrap().to_str().unwrap();
-            // Wall times and the folder's own path differ by nature.
-            if ["done.json", "training-log.json", "experiment.json", "model-card.json"].contains(&name) {
+            // Wall times and the folder's own path differ by nature (the report: its date).
+            if [
+                "done.json",
+                "training-log.json",
+                "experiment.json",
+                "model-card.json",
+                "report.html",
+            ]
+            .contains(&name)
+            {
                 continue;
             }
             let text = std::fs::read(&path).unwrap();

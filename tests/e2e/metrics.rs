@@ -207,6 +207,24 @@ fn evaluate_then_compare() {
         "{summary}"
     );
     assert!(summary.lines().any(|l| l.starts_with("all,dsc,3,")), "{summary}");
+    // The report beside them: the summary table, a DSC box plot per centre (a point per
+    // evaluated case), the cases.
+    let page = std::fs::read_to_string(d.join("r1.report.html")).unwrap();
+    assert!(
+        page.contains("<section id=\"results\">") && page.contains("<td>all</td>"),
+        "{page}"
+    );
+    for (centre, points) in [("A", 2), ("B", 1)] {
+        let fig = page
+            .split("<figure id=\"")
+            .find(|f| f.starts_with(&format!("box-dsc-{centre}\"")))
+            .unwrap();
+        assert!(
+            fig.contains(&format!("data-points=\"{points}\"")),
+            "{centre}: {fig:.300}"
+        );
+    }
+    assert!(d.join("r1.report/box-dsc-A.png").is_file());
 
     let out2 = d.join("r2.csv");
     let out = delinea(&[

@@ -191,7 +191,7 @@ fn finish(
             duration(start.elapsed().as_secs_f64()),
             report
                 .out
-                .join("{table.md,summary.md,table.csv,results.json,cases.csv}")
+                .join("{table.md,summary.md,table.csv,results.json,cases.csv,report.html}")
                 .display()
         );
         if errors > 0 {

@@ -178,7 +178,8 @@ pub struct EvaluateArgs {
     /// Cases evaluated.
     #[arg(long, value_enum, default_value_t = SplitArg::Test)]
     split: SplitArg,
-    /// Per-case CSV; the per-centre summary goes beside it as `<stem>.summary.csv`.
+    /// Per-case CSV; the per-centre summary goes beside it as `<stem>.summary.csv`, the HTML
+    /// report as `<stem>.report.html` (pictures in `<stem>.report/`).
     #[arg(long, value_name = "CSV")]
     out: PathBuf,
     /// NSD tolerance in mm.
@@ -201,6 +202,15 @@ fn summary_path(out: &Path) -> PathBuf {
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "results".into());
     out.with_file_name(format!("{stem}.summary.csv"))
+}
+
+/// The report beside the per-case CSV: `<stem>.report.html`.
+fn report_path(out: &Path) -> PathBuf {
+    let stem = out
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    out.with_file_name(format!("{stem}.report.html"))
 }
 
 pub fn run_evaluate(args: EvaluateArgs, global: Global) -> anyhow::Result<ExitStatus> {
@@ -232,6 +242,11 @@ pub fn run_evaluate(args: EvaluateArgs, global: Global) -> anyhow::Result<ExitSt
         .map_err(|e| anyhow::anyhow!("{}: {e}", args.out.display()))?;
     fsutil::write_bytes_atomic(&sum_path, metrics::summary_csv(&summaries).as_bytes())
         .map_err(|e| anyhow::anyhow!("{}: {e}", sum_path.display()))?;
+
+    let page = report_path(&args.out);
+    let inputs =
+        delinea::report::Inputs::evaluation(&args.out, &sum_path, &args.manifest, &args.pred, args.rater.as_deref())?;
+    delinea::report::render(&inputs, &page)?;
 
     let mut problems = 0;
     for r in &rows {
@@ -305,9 +320,10 @@ pub fn run_evaluate(args: EvaluateArgs, global: Global) -> anyhow::Result<ExitSt
             );
         }
         println!(
-            "median [IQR]; distances in mm; failures (one mask empty) kept as inf; wrote {} and {}",
+            "median [IQR]; distances in mm; failures (one mask empty) kept as inf; wrote {}, {} and {}",
             args.out.display(),
-            sum_path.display()
+            sum_path.display(),
+            page.display()
         );
     }
     Ok(if problems > 0 {

@@ -12,6 +12,7 @@ mod plugins;
 mod predict;
 mod progress;
 mod query;
+mod report;
 mod run;
 mod schema;
 mod synth;
@@ -55,6 +56,8 @@ enum Command {
     Compare(metrics::CompareArgs),
     /// Convert a DICOM series to NIfTI, or a mask and its series to an RTSTRUCT or DICOM-SEG.
     Convert(convert::Args),
+    /// Write the HTML report of an experiment's results folder.
+    Report(report::Args),
     /// Write (or check) the JSON Schemas of every file delinea reads or writes.
     Schema(schema::Args),
     /// Train a 2D U-Net on one or more centres and keep the best checkpoint.
@@ -139,6 +142,7 @@ pub fn main() -> ExitCode {
         Command::Compare(a) => metrics::run_compare(a, global),
         Command::Schema(a) => schema::run(a, global),
         Command::Convert(a) => convert::run(a, global),
+        Command::Report(a) => report::run(a, global),
         Command::Device(a) => device::run(a, global),
         Command::Train(a) => train::run(a, global),
         Command::Predict(a) => predict::run(a, global),

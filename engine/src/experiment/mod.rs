@@ -62,6 +62,9 @@ pub enum Error {
         /// What the operating system said.
         source: std::io::Error,
     },
+    /// The report could not be written.
+    #[error(transparent)]
+    Report(#[from] crate::report::Error),
     /// The experiment config file is not valid JSON of its schema.
     #[error("invalid experiment config {path}: {source}")]
     ConfigFile {
@@ -449,8 +452,12 @@ fn write_outputs(plan: &Plan, store: &Store) -> Result<Results, Error> {
     write_text(&root.join("table.md"), &table::markdown(&results))?;
     write_text(&root.join("table.csv"), &table::table_csv(&results.domains))?;
     write_text(&root.join(SUMMARY_FILE), &table::summary(&results))?;
+    crate::report::write_report(root, &root.join(REPORT_FILE))?;
     Ok(results)
 }
+
+/// The experiment's HTML report (`delinea report`), its pictures in `report/` beside it.
+pub const REPORT_FILE: &str = "report.html";
 
 /// The experiment's short summary (`summary.md`), in the form the README shows the demo's.
 pub const SUMMARY_FILE: &str = "summary.md";

@@ -14,7 +14,7 @@ use crate::strategy::Resolver;
 use crate::train;
 
 /// One target domain: a centre's cases judged by one rater's labels.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct Domain {
     /// The id given in the target list: a centre (`C2`) or a rater (`R2`).
     pub id: String,

@@ -271,7 +271,9 @@ impl<B: AutodiffBackend> Runner<'_, '_, B> {
             let (model, card) = self.context.load(&self.context.store.source_model())?;
             let cases = domain.cases(&plan.manifest, Split::Train);
             let options = plan.config.pool_options(plan.needs()?);
-            *pool = Some(build_pool(&model, &card, &cases, &options)?);
+            let built = build_pool(&model, &card, &cases, &options)?;
+            write_pool_scores(&built, self.references.as_ref().map(|r| r.centroids.as_slice()), dir)?;
+            *pool = Some(built);
         }
         let rows = pool.clone().unwrap_or_else(|| CandidatePool {
             unit: RowUnit::Slice,
@@ -377,6 +379,21 @@ impl<B: AutodiffBackend> Context<'_, B> {
         };
         Ok(scorer.domain(&self.plan.manifest, domain))
     }
+}
+
+/// The domain's pool scores (STDR distances where there are references; no descriptors) in
+/// `runs/<domain>/pool.json`, beside the runs of `dir`: what the report plots the picks against.
+fn write_pool_scores(pool: &CandidatePool, references: Option<&[Vec<f32>]>, dir: &Path) -> Result<(), Error> {
+    let mut scored = match references {
+        Some(r) => pool.clone().with_reference(r)?,
+        None => pool.clone(),
+    };
+    for row in &mut scored.rows {
+        row.descriptor.clear();
+        row.features.clear();
+    }
+    let domain_dir = dir.parent().unwrap_or(dir);
+    write_json(&domain_dir.join("pool.json"), &scored)
 }
 
 /// The selection phase 1 wrote into a run's folder.
