@@ -239,11 +239,15 @@ impl BackendTask for Task {
                 true => None,
                 false => Some(dicom::read_one_series(&input.path)?),
             };
+            let read;
             let image = match &series {
-                Some(s) => s.volume.clone(),
-                None => volume::read_volume(&input.path)?,
+                Some(s) => &s.volume,
+                None => {
+                    read = volume::read_volume(&input.path)?;
+                    &read
+                }
             };
-            let p = predict_volume(&model, &image, &card.preprocessing, classes, &self.options);
+            let p = predict_volume(&model, image, &card.preprocessing, classes, &self.options);
             let mask_path = self.out.join(format!("{}.nii.gz", input.id));
             volume::write_label_map(&mask_path, &p.mask)?;
             let mut derived = Vec::new();
