@@ -27,9 +27,25 @@ pub(super) enum Unreadable {
     Bad(String),
 }
 
+/// A scan's content: a NIfTI volume, or a DICOM series (its volume and what an RTSTRUCT or SEG
+/// output references).
+pub(super) enum Scan {
+    Nifti(Volume),
+    Dicom(Series),
+}
+
+impl Scan {
+    fn volume(&self) -> &Volume {
+        match self {
+            Scan::Nifti(v) => v,
+            Scan::Dicom(s) => &s.volume,
+        }
+    }
+}
+
 /// Reads a scan arrival completely: a NIfTI file (a `.nii.gz` must decode to its end and hold
 /// as many voxels as its header says), a DICOM series folder or a DICOM file.
-pub(super) fn read_scan(path: &Path, folder: bool) -> Result<Volume, Unreadable> {
+pub(super) fn read_scan(path: &Path, folder: bool) -> Result<Scan, Unreadable> {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -38,12 +54,17 @@ pub(super) fn read_scan(path: &Path, folder: bool) -> Result<Volume, Unreadable>
         return Err(Unreadable::Gone);
     }
     let nifti = name.ends_with(".nii") || name.ends_with(".nii.gz");
-    if !folder && !nifti && !volume::dicom::is_dicom(path) {
+    let dicom = !nifti && dicom::is_dicom(path);
+    if !folder && !nifti && !dicom {
         return Err(Unreadable::Bad(format!(
             "{name} is neither a NIfTI scan (.nii, .nii.gz) nor DICOM (a series folder or a DICOM file)"
         )));
     }
-    volume::read_volume(path).map_err(|e| match e {
+    let read = match dicom {
+        true => dicom::read_one_series(path).map(Scan::Dicom),
+        false => volume::read_volume(path).map(Scan::Nifti),
+    };
+    read.map_err(|e| match e {
         volume::Error::Io { ref cause, .. } if cause.kind() == ErrorKind::NotFound => Unreadable::Gone,
         // Named as dropped: the file is in failed/ by the time anyone reads the reason.
         e => Unreadable::Bad(e.to_string().replace(&path.display().to_string(), &name)),
@@ -116,7 +137,7 @@ impl<B: AutodiffBackend> Watcher<'_, B> {
     fn process_claimed(
         &mut self,
         name: &str,
-        volume: Option<Result<Volume, String>>,
+        volume: Option<Result<Scan, String>>,
         since: Instant,
     ) -> Result<(), WatchError> {
         let case = case_id(name).to_string();
@@ -139,17 +160,17 @@ impl<B: AutodiffBackend> Watcher<'_, B> {
         (line.case, line.model) = (Some(case.clone()), Some(self.current.generation));
         self.append(line)?;
         let infer = Instant::now();
-        let (prediction, rows) = self.predict(&case, &volume);
+        let (prediction, rows) = self.predict(&case, volume.volume());
         let infer_s = infer.elapsed().as_secs_f64();
         let rows = match rows {
             Ok(rows) => rows,
             Err(reason) => return self.fail_scan(name, reason, since),
         };
-        let series = match self.reference_series(name) {
+        let series = match self.reference_series(&volume) {
             Ok(s) => s,
             Err(reason) => return self.fail_scan(name, reason, since),
         };
-        self.write_outputs(name, &case, &prediction, &rows, series.as_ref())?;
+        self.write_outputs(name, &case, &prediction, &rows, series)?;
         self.journal.step("outputs");
         let mut line = Line::new(Event::Done, Kind::Scan, name);
         (line.case, line.model) = (Some(case.clone()), Some(self.current.generation));
@@ -225,15 +246,15 @@ impl<B: AutodiffBackend> Watcher<'_, B> {
     /// The DICOM series an RTSTRUCT / SEG output references: `None` when the job wants neither
     /// or the scan is NIfTI (nothing to reference); an error (the scan fails) when it cannot be
     /// referenced.
-    fn reference_series(&self, name: &str) -> Result<Option<Series>, String> {
+    fn reference_series<'s>(&self, scan: &'s Scan) -> Result<Option<&'s Series>, String> {
         let o = self.options.job.outputs;
-        let work = self.layout.work().join(name);
-        if !(o.rtstruct || o.seg) || !dicom::is_dicom(&work) {
-            return Ok(None);
+        match scan {
+            Scan::Dicom(series) if o.rtstruct || o.seg => {
+                series.referenceable().map_err(|e| e.to_string())?;
+                Ok(Some(series))
+            }
+            _ => Ok(None),
         }
-        let series = dicom::read_one_series(&work).map_err(|e| e.to_string())?;
-        series.referenceable().map_err(|e| e.to_string())?;
-        Ok(Some(series))
     }
 
     /// Writes the job's outputs into `cases/<case>/` (the RTSTRUCT / SEG referencing `series`)
