@@ -95,7 +95,7 @@ pub fn page(inputs: &Inputs, sections: &[Section], pictures: &str) -> String {
             out.push_str(&format!(
                 "<figure id=\"{name}\"><img src=\"data:image/png;base64,{data}\" alt=\"{cap}\" width=\"{w}\"{points}>\
                  <figcaption>{cap} <a href=\"{pictures}/{name}.png\">{name}.png</a></figcaption></figure>\n",
-                name = f.name,
+                name = super::file_stem(&f.name),
                 cap = escape(&f.caption),
                 w = f.canvas.width / f.density.max(1),
             ));

@@ -308,7 +308,7 @@ pub fn render(inputs: &Inputs, out: &Path) -> Result<Report, Error> {
     })?;
     let mut pictures = Vec::new();
     for f in sections.iter().flat_map(|s| &s.figures) {
-        let path = folder.join(format!("{}.png", f.name));
+        let path = folder.join(format!("{}.png", file_stem(&f.name)));
         crate::fsutil::write_bytes_atomic(&path, &f.canvas.png()).map_err(|source| Error::Io {
             path: path.clone(),
             source,
@@ -329,6 +329,19 @@ pub fn render(inputs: &Inputs, out: &Path) -> Result<Report, Error> {
         pictures,
         sections: sections.iter().map(|s| s.id.to_string()).collect(),
     })
+}
+
+/// A figure's name as a file name: what is not a letter, digit, `.`, `-` or `_` becomes `_`.
+pub(crate) fn file_stem(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || ".-_".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 /// `report.html` → `report/`.
