@@ -104,10 +104,21 @@ impl DerivedFormat {
         out: &Path,
         options: &Options,
     ) -> Result<Written, Error> {
-        match self {
-            DerivedFormat::Rtstruct => super::write_rtstruct(mask, mask_path, series, out, options),
-            DerivedFormat::Seg => super::write_seg(mask, mask_path, series, out, options),
-        }
+        let slices = mask_slices(mask, mask_path, series, options)?;
+        let sop_instance = new_uid(options.uid_root.as_deref());
+        let (obj, items) = match self {
+            DerivedFormat::Rtstruct => super::rtstruct::build(series, &slices, &sop_instance, options),
+            DerivedFormat::Seg => super::seg::build(series, &slices, &sop_instance, options),
+        };
+        write(out, obj)?;
+        Ok(Written {
+            path: out.to_path_buf(),
+            format: self,
+            sop_instance,
+            slices: slices.iter().filter(|s| s.iter().any(|v| *v)).count(),
+            voxels: slices.iter().flatten().filter(|v| **v).count(),
+            items,
+        })
     }
 }
 
@@ -193,12 +204,7 @@ pub fn now() -> (String, String) {
 
 /// The mask's structure as one `bool` slice per slice of the series, after checking the mask
 /// lies on the series' grid and the series can be referenced.
-pub fn mask_slices(
-    mask: &LabelMap,
-    mask_path: &Path,
-    series: &Series,
-    options: &Options,
-) -> Result<Vec<Vec<bool>>, Error> {
+fn mask_slices(mask: &LabelMap, mask_path: &Path, series: &Series, options: &Options) -> Result<Vec<Vec<bool>>, Error> {
     options.check().map_err(|e| dicom_error(mask_path, e))?;
     if let Some(detail) = series.volume.geometry.mismatch(&mask.geometry) {
         return Err(dicom_error(

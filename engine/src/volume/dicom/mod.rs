@@ -23,8 +23,6 @@ mod rtstruct;
 mod seg;
 
 pub use derived::{new_uid, DerivedFormat, Options, Written, DEFAULT_UID_ROOT};
-pub use rtstruct::write_rtstruct;
-pub use seg::write_seg;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

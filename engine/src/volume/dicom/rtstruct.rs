@@ -11,16 +11,13 @@
 //! a multi-frame image); the structure set references the Frame of Reference, study, series
 //! and every image.
 
-use std::path::Path;
-
 use dicom_core::VR;
 use dicom_dictionary_std::tags;
 use dicom_object::InMemDicomObject;
 
 use super::contour::contours;
-use super::derived::{self, ds, el, item, seq, strs, DerivedFormat, Options, Written};
+use super::derived::{self, ds, el, item, seq, strs, Options};
 use super::{Series, SliceRef};
-use crate::volume::{Error, LabelMap};
 
 /// RT Structure Set Storage.
 pub const SOP_CLASS: &str = "1.2.840.10008.5.1.4.1.1.481.3";
@@ -29,27 +26,21 @@ pub const SOP_CLASS: &str = "1.2.840.10008.5.1.4.1.1.481.3";
 /// and pydicom-based writers put there).
 const STUDY_SOP_CLASS: &str = "1.2.840.10008.3.1.2.3.1";
 
-/// Writes the structure of `mask` (read from `mask_path`, named in errors) as an RTSTRUCT at
-/// `out`, referencing `series`.
-pub fn write_rtstruct(
-    mask: &LabelMap,
-    mask_path: &Path,
+/// The RT Structure Set `sop_instance` of the structure's `slices` (one per slice of
+/// `series`), referencing `series`, and its number of contours.
+pub(super) fn build(
     series: &Series,
-    out: &Path,
+    slices: &[Vec<bool>],
+    sop_instance: &str,
     options: &Options,
-) -> Result<Written, Error> {
-    let slices = derived::mask_slices(mask, mask_path, series, options)?;
+) -> (InMemDicomObject, usize) {
     let r = &series.reference;
     let root = options.uid_root.as_deref();
-    let sop_instance = derived::new_uid(root);
     let frame_of_reference = r.frame_of_reference.clone().unwrap_or_default();
-    let [w, h, _] = mask.geometry.dims;
+    let [w, h, _] = series.volume.geometry.dims;
     let mut contour_items = Vec::new();
-    let mut with_contour = 0;
     for (k, inside) in slices.iter().enumerate() {
-        let rings = contours(inside, w, h);
-        with_contour += usize::from(!rings.is_empty());
-        for ring in rings {
+        for ring in contours(inside, w, h) {
             let points: Vec<f64> = ring.iter().flat_map(|&[i, j]| patient_point(series, k, i, j)).collect();
             contour_items.push(item([
                 seq(tags::CONTOUR_IMAGE_SEQUENCE, vec![image_ref(&r.slices[k])]),
@@ -60,14 +51,7 @@ pub fn write_rtstruct(
             ]));
         }
     }
-    let written = Written {
-        path: out.to_path_buf(),
-        format: DerivedFormat::Rtstruct,
-        sop_instance: sop_instance.clone(),
-        slices: with_contour,
-        voxels: slices.iter().flatten().filter(|v| **v).count(),
-        items: contour_items.len(),
-    };
+    let contour_count = contour_items.len();
     let mut roi_contour = vec![
         strs(tags::ROI_DISPLAY_COLOR, VR::IS, ["255", "0", "0"].map(String::from)),
         el(tags::REFERENCED_ROI_NUMBER, VR::IS, "1"),
@@ -76,7 +60,7 @@ pub fn write_rtstruct(
         roi_contour.push(seq(tags::CONTOUR_SEQUENCE, contour_items));
     }
     let (date, time) = derived::now();
-    let mut obj = item(derived::common(r, SOP_CLASS, &sop_instance));
+    let mut obj = item(derived::common(r, SOP_CLASS, sop_instance));
     for e in [
         el(tags::MODALITY, VR::CS, "RTSTRUCT"),
         el(tags::SERIES_INSTANCE_UID, VR::UI, derived::new_uid(root)),
@@ -124,8 +108,7 @@ pub fn write_rtstruct(
     ] {
         obj.put(e);
     }
-    derived::write(out, obj)?;
-    Ok(written)
+    (obj, contour_count)
 }
 
 /// Pixel `(i, j)` of slice `k` in patient coordinates (LPS): the slice's own

@@ -6,33 +6,27 @@
 //! and placed by that image's ImagePositionPatient. Pixels are 1 bit, packed least
 //! significant bit first across frames (PS3.5 8.1.1), row by row like the source image.
 
-use std::path::Path;
-
 use dicom_core::VR;
 use dicom_dictionary_std::tags;
 use dicom_object::InMemDicomObject;
 
-use super::derived::{self, code, ds, el, item, seq, DerivedFormat, Options, Written};
+use super::derived::{self, code, ds, el, item, seq, Options};
 use super::rtstruct::{image_ref, truncate};
 use super::Series;
-use crate::volume::{Error, LabelMap};
 
 /// Segmentation Storage.
 pub const SOP_CLASS: &str = "1.2.840.10008.5.1.4.1.1.66.4";
 
-/// Writes the structure of `mask` (read from `mask_path`, named in errors) as a SEG at `out`,
-/// referencing `series`.
-pub fn write_seg(
-    mask: &LabelMap,
-    mask_path: &Path,
+/// The Segmentation `sop_instance` of the structure's `slices` (one per slice of `series`),
+/// referencing `series`, and its number of frames.
+pub(super) fn build(
     series: &Series,
-    out: &Path,
+    slices: &[Vec<bool>],
+    sop_instance: &str,
     options: &Options,
-) -> Result<Written, Error> {
-    let slices = derived::mask_slices(mask, mask_path, series, options)?;
+) -> (InMemDicomObject, usize) {
     let r = &series.reference;
     let root = options.uid_root.as_deref();
-    let sop_instance = derived::new_uid(root);
     let g = &series.volume.geometry;
     let [w, h, _] = g.dims;
     let bits: Vec<bool> = slices.concat();
@@ -42,16 +36,9 @@ pub fn write_seg(
     }
     let dimension_uid = derived::new_uid(root);
     let frames: Vec<InMemDicomObject> = (0..slices.len()).map(|k| frame_item(series, k)).collect();
-    let written = Written {
-        path: out.to_path_buf(),
-        format: DerivedFormat::Seg,
-        sop_instance: sop_instance.clone(),
-        slices: slices.iter().filter(|s| s.iter().any(|v| *v)).count(),
-        voxels: bits.iter().filter(|b| **b).count(),
-        items: frames.len(),
-    };
+    let frame_count = frames.len();
     let (date, time) = derived::now();
-    let mut obj = item(derived::common(r, SOP_CLASS, &sop_instance));
+    let mut obj = item(derived::common(r, SOP_CLASS, sop_instance));
     for e in [
         el(tags::MODALITY, VR::CS, "SEG"),
         el(tags::SERIES_INSTANCE_UID, VR::UI, derived::new_uid(root)),
@@ -96,8 +83,7 @@ pub fn write_seg(
     ] {
         obj.put(e);
     }
-    derived::write(out, obj)?;
-    Ok(written)
+    (obj, frame_count)
 }
 
 /// ContentLabel is a CS: upper case, digits, space and underscore, at most 16 characters.

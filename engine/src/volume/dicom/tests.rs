@@ -177,20 +177,25 @@ fn a_label_picks_its_voxels_and_an_unreferenceable_series_is_refused() {
         label: Some(2),
         ..Options::default()
     };
-    let w = write_seg(&mask, Path::new("mask"), &series, &out, &only_2).unwrap();
+    let w = DerivedFormat::Seg
+        .write(&mask, Path::new("mask"), &series, &out, &only_2)
+        .unwrap();
     assert_eq!((w.voxels, w.slices, w.items), (1, 1, 10));
-    let all = write_rtstruct(&mask, Path::new("mask"), &series, &out, &Options::default()).unwrap();
+    let all = DerivedFormat::Rtstruct
+        .write(&mask, Path::new("mask"), &series, &out, &Options::default())
+        .unwrap();
     assert_eq!(all.voxels, 592);
     series.reference.frame_of_reference = None;
-    let e = write_rtstruct(
-        &mask,
-        Path::new("mask"),
-        &series,
-        &dir.path().join("no.dcm"),
-        &Options::default(),
-    )
-    .unwrap_err()
-    .to_string();
+    let e = DerivedFormat::Rtstruct
+        .write(
+            &mask,
+            Path::new("mask"),
+            &series,
+            &dir.path().join("no.dcm"),
+            &Options::default(),
+        )
+        .unwrap_err()
+        .to_string();
     assert!(
         e.contains("lacks FrameOfReferenceUID") && e.contains("IM0010.dcm"),
         "{e}"
