@@ -11,6 +11,7 @@
 //! multi-rater cohort to try it all; [`schema`] describes every file; [`rng`], [`fsutil`]
 //! and [`mem`] serve them all.
 
+pub mod cluster;
 pub mod dataset;
 pub mod device;
 pub mod experiment;

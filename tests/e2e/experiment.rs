@@ -20,7 +20,7 @@ const METHODS: [&str; 5] = [
 
 /// A cohort of 3 centres × 5 cases and a multi-rater centre of 5 cases by R1 and R2, at
 /// 32 × 32 × 8, and a config that trains for a few steps only.
-fn cohort(dir: &Path) -> (String, String) {
+pub(crate) fn cohort(dir: &Path) -> (String, String) {
     let cohort = dir.join("cohort");
     let out = delinea(&[
         "synth",
@@ -56,32 +56,42 @@ fn cohort(dir: &Path) -> (String, String) {
     )
 }
 
-fn experiment(manifest: &str, config: &str, out: &Path, extra: &[&str]) -> std::process::Output {
-    let mut args = vec![
-        "experiment",
-        "--manifest",
-        manifest,
-        "--source",
-        "C1",
-        "--targets",
-        "C2,R2",
-        "--queries",
-        "random,entropy,stdr",
-        "--adapts",
-        "finetune+pseudo",
-        "--budget",
-        "20%",
-        "--config",
-        config,
-        "--device",
-        "cpu",
-        "--log-every",
-        "0",
-        "--out",
-        out.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    delinea(&args)
+/// `delinea experiment` on the tiny cohort (C1 to C2 and R2, the three queries with
+/// fine-tuning + pseudo-labels, on the CPU), with `extra` flags after the others.
+pub(crate) fn experiment_command(manifest: &str, config: &str, out: &Path, extra: &[&str]) -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_delinea"));
+    command
+        .args([
+            "experiment",
+            "--manifest",
+            manifest,
+            "--source",
+            "C1",
+            "--targets",
+            "C2,R2",
+            "--queries",
+            "random,entropy,stdr",
+            "--adapts",
+            "finetune+pseudo",
+            "--budget",
+            "20%",
+            "--config",
+            config,
+            "--device",
+            "cpu",
+            "--log-every",
+            "0",
+            "--out",
+        ])
+        .arg(out)
+        .args(extra);
+    command
+}
+
+pub(crate) fn experiment(manifest: &str, config: &str, out: &Path, extra: &[&str]) -> std::process::Output {
+    experiment_command(manifest, config, out, extra)
+        .output()
+        .expect("the delinea binary runs")
 }
 
 /// Test cases per domain, from the manifest: C2's, and the multi-rater centre's labelled by R2.
@@ -120,7 +130,7 @@ fn snapshot(out: &Path) -> BTreeMap<PathBuf, (SystemTime, Vec<u8>)> {
         .collect()
 }
 
-fn stderr(out: &std::process::Output) -> String {
+pub(crate) fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
@@ -387,7 +397,7 @@ fn bad_experiments_are_clear_errors() {
 
 /// Every file of `dir` by its path below it (the predictions' paths in `cases.csv` made
 /// relative to `dir`).
-fn tree(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+pub(crate) fn tree(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     let mut out = BTreeMap::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {

@@ -1,6 +1,7 @@
 //! End-to-end tests: one binary (each test binary links the whole engine in release).
 #![allow(clippy::print_stdout, clippy::type_complexity)] // skip notices; tables of expected values
 
+mod cluster; // experiment --shard K/N and gather: one process's bytes, scheduler variables, exit 75 on SIGTERM
 mod dataset; // delinea validate over manifests with every kind of problem
 mod dicom; // series in manifests; RTSTRUCT and SEG out: dciodvfy, pydicom readback, a sphere, the real series, refusals
 mod experiment; // delinea experiment: outputs, resume, one run redone, changed config, bad input

@@ -2,8 +2,10 @@
 //! lines on stderr, the Markdown table on stdout.
 
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use anyhow::Context;
+use delinea::cluster::{signals, Shard, ShardOrigin};
 use delinea::device::{self, DeviceRequest};
 use delinea::experiment::{self, demo, Event, Experiment, ExperimentConfig, Report, Workers};
 
@@ -66,8 +68,31 @@ pub struct ExperimentArgs {
     /// Output folder; an interrupted experiment resumes from it.
     #[arg(long)]
     out: PathBuf,
+    /// Run only shard K of N (K from 0 to N-1) of the runs; the shards may run one after
+    /// another or at once, on machines sharing --out. Default: from SLURM_ARRAY_TASK_ID and
+    /// SLURM_ARRAY_TASK_COUNT, or JOB_COMPLETION_INDEX and --shard-count.
+    #[arg(long, value_name = "K/N")]
+    shard: Option<Shard>,
+    /// The number of shards, for an index from JOB_COMPLETION_INDEX (a Kubernetes Indexed Job's
+    /// completions).
+    #[arg(long, value_name = "N")]
+    shard_count: Option<usize>,
+    /// Seconds a shard waits for the source model another shard trains, before it exits 75
+    /// (retry).
+    #[arg(long, value_name = "SECONDS", default_value_t = 3600)]
+    wait: u64,
     #[command(flatten)]
     output: OutputArgs,
+}
+
+/// Pool the finished runs of a (sharded) experiment folder into its tables and report.
+#[derive(Debug, clap::Args)]
+pub struct GatherArgs {
+    /// The experiment folder (--out of every shard).
+    dir: PathBuf,
+    /// Print the report as one JSON object instead of the table.
+    #[arg(long)]
+    json: bool,
 }
 
 /// Synthesise the default cohort and run a CPU-sized experiment on it; prints the table.
@@ -129,6 +154,9 @@ fn config(args: &ExperimentArgs) -> anyhow::Result<ExperimentConfig> {
 }
 
 pub fn run_experiment(args: ExperimentArgs, global: Global) -> anyhow::Result<ExitStatus> {
+    let env = |name: &str| std::env::var(name).ok();
+    let (shard, origin) = Shard::resolve(args.shard, args.shard_count, env)?;
+    signals::exit_on_stop("the experiment").context("cannot install the signal handlers")?;
     let device = device::resolve(args.output.device)?;
     let experiment = Experiment {
         manifest: args.manifest.clone(),
@@ -137,13 +165,38 @@ pub fn run_experiment(args: ExperimentArgs, global: Global) -> anyhow::Result<Ex
         config: config(&args)?,
         out: args.out.clone(),
         workers: workers(&args.output, device)?,
+        shard,
+        wait: Duration::from_secs(args.wait),
     };
     let mut printer = Printer::new(global.quiet, args.output.log_every);
+    if !global.quiet && !shard.is_whole() {
+        let from = match origin {
+            ShardOrigin::Slurm => " (from SLURM_ARRAY_TASK_ID)",
+            ShardOrigin::Kubernetes => " (from JOB_COMPLETION_INDEX)",
+            ShardOrigin::Flag | ShardOrigin::Whole => "",
+        };
+        eprintln!("shard {shard}{from}: running its share of the runs");
+    }
     let report = experiment::run(&experiment, device, &mut |e| printer.event(e))?;
     finish(&report, &report.markdown, &args.output, global, printer.start)
 }
 
+/// `delinea gather DIR`: the pooled outputs once every shard's runs are finished.
+pub fn run_gather(args: GatherArgs, global: Global) -> anyhow::Result<ExitStatus> {
+    let start = Instant::now();
+    let report = experiment::gather(&args.dir)?;
+    let output = OutputArgs {
+        device: DeviceRequest::Cpu,
+        jobs: None,
+        threads: None,
+        log_every: 0,
+        json: args.json,
+    };
+    finish(&report, &report.markdown, &output, global, start)
+}
+
 pub fn run_demo(args: DemoArgs, global: Global) -> anyhow::Result<ExitStatus> {
+    signals::exit_on_stop("the demo").context("cannot install the signal handlers")?;
     let device = device::resolve(args.output.device)?;
     let mut printer = Printer::new(global.quiet, args.output.log_every);
     let workers = workers(&args.output, device)?;
@@ -165,6 +218,7 @@ fn workers(output: &OutputArgs, device: device::Device) -> anyhow::Result<Worker
 
 /// `delinea experiment-worker`: serves the runs an experiment hands it over stdin and stdout.
 pub fn run_worker() -> anyhow::Result<ExitStatus> {
+    signals::exit_on_stop("the experiment worker").context("cannot install the signal handlers")?;
     let stdout = std::io::stdout();
     experiment::serve_worker(std::io::stdin().lock(), stdout.lock())?;
     Ok(ExitStatus::Success)
@@ -179,8 +233,10 @@ fn finish(
     global: Global,
     start: Instant,
 ) -> anyhow::Result<ExitStatus> {
-    let domains = &report.results.domains;
-    let errors: usize = domains.iter().flat_map(|d| &d.methods).map(|m| m.errors).sum();
+    let Some(results) = &report.results else {
+        return shard_finished(report, output, global);
+    };
+    let errors: usize = results.domains.iter().flat_map(|d| &d.methods).map(|m| m.errors).sum();
     if !global.quiet {
         eprintln!(
             "experiment finished: {} runs ({} now, {} finished earlier), source model {}; total wall time {}; wrote {}",
@@ -208,6 +264,25 @@ fn finish(
     } else {
         ExitStatus::Success
     })
+}
+
+/// A shard that finished its share while other shards' runs are not finished yet: no tables.
+fn shard_finished(report: &Report, output: &OutputArgs, global: Global) -> anyhow::Result<ExitStatus> {
+    if !global.quiet {
+        eprintln!(
+            "shard {} finished: {} runs now, {} finished earlier; {} runs are other shards', {} of them not finished yet: `delinea gather {}` writes the tables once they are",
+            report.shard,
+            report.ran,
+            report.skipped,
+            report.others,
+            report.pending.len(),
+            report.out.display()
+        );
+    }
+    if output.json {
+        print_json(report)?;
+    }
+    Ok(ExitStatus::Success)
 }
 
 /// Turns [`Event`]s into progress lines on stderr, each run's lines labelled with its domain
@@ -287,6 +362,10 @@ impl Printer {
                 marker.median_dsc.map_or("n/a".into(), |d| format!("{d:.3}")),
                 marker.cases,
                 marker.failures
+            ),
+            Event::Waiting { unit, owner, seconds } => eprintln!(
+                "waiting for the {unit} unit of shard {owner} (at most {})",
+                duration(*seconds)
             ),
             Event::RunSkipped {
                 domain,

@@ -81,6 +81,8 @@ enum Command {
     /// Watch a drop folder: predict each scan that lands, rank the pool for labelling, adapt
     /// to the labels that come back (README "Drop folder").
     Watch(watch::Args),
+    /// Pool the runs of a sharded experiment's folder into its tables and report.
+    Gather(experiment::GatherArgs),
     /// Show which compute device `--device auto|cpu|cuda[:N]` resolves to here.
     Device(device::Args),
     /// Serve an experiment's runs over stdin and stdout (started by `experiment --jobs N`).
@@ -97,6 +99,9 @@ pub enum ExitStatus {
     Failure,
     /// delinea could not do what was asked (bad input, I/O error).
     Error,
+    /// Not now, maybe later: a dependency not ready, a stop signal, a GPU that did not answer
+    /// (75, `EX_TEMPFAIL`: what schedulers retry).
+    Retry,
 }
 
 impl From<ExitStatus> for ExitCode {
@@ -105,6 +110,7 @@ impl From<ExitStatus> for ExitCode {
             ExitStatus::Success => 0,
             ExitStatus::Failure => 1,
             ExitStatus::Error => 2,
+            ExitStatus::Retry => delinea::cluster::RETRY_EXIT_CODE,
         })
     }
 }
@@ -132,6 +138,7 @@ pub fn main() -> ExitCode {
             std::env::set_var("DELINEA_PLUGIN_PATH", joined);
         }
     }
+    size_thread_pool();
     let global = Global { quiet: cli.quiet };
     let result = match cli.command {
         Command::Inspect(a) => inspect::run(a, global),
@@ -151,6 +158,7 @@ pub fn main() -> ExitCode {
         Command::Adapt(a) => adapt::run(a, global),
         Command::Experiment(a) => experiment::run_experiment(a, global),
         Command::Demo(a) => experiment::run_demo(a, global),
+        Command::Gather(a) => experiment::run_gather(a, global),
         Command::Run(a) => run::run(a, global),
         Command::Plugins(a) => plugins::run(a, global),
         Command::Watch(a) => watch::run(a, global),
@@ -160,9 +168,38 @@ pub fn main() -> ExitCode {
         Ok(status) => status.into(),
         Err(e) => {
             eprintln!("delinea: error: {e:#}");
-            ExitStatus::Error.into()
+            failure(&e).into()
         }
     }
+}
+
+/// Exit 75 for an error that may pass by itself (retry), else 2.
+fn failure(e: &anyhow::Error) -> ExitStatus {
+    let temporary = e.chain().any(|cause| {
+        let experiment = cause
+            .downcast_ref::<delinea::experiment::Error>()
+            .is_some_and(|e| e.is_temporary());
+        let device = matches!(
+            cause.downcast_ref::<delinea::device::Error>(),
+            Some(delinea::device::Error::CudaUnavailable { .. })
+        );
+        experiment || device
+    });
+    match temporary {
+        true => ExitStatus::Retry,
+        false => ExitStatus::Error,
+    }
+}
+
+/// Sizes the global thread pool to the CPUs this task was given (`SLURM_CPUS_PER_TASK`, the
+/// cgroup quota, the affinity mask), unless RAYON_NUM_THREADS says otherwise.
+fn size_thread_pool() {
+    if std::env::var_os("RAYON_NUM_THREADS").is_some() {
+        return;
+    }
+    let threads = delinea::cluster::cpu_budget(|name| std::env::var(name).ok());
+    // Fails only when the pool already exists, which it cannot before the command runs.
+    let _ = rayon::ThreadPoolBuilder::new().num_threads(threads).build_global();
 }
 
 /// Prints `value` as one line of JSON.

@@ -92,6 +92,8 @@ pub fn run(
         config,
         out: out.to_path_buf(),
         workers,
+        shard: super::Shard::WHOLE,
+        wait: std::time::Duration::ZERO,
     };
     super::run(&experiment, device, progress)
 }

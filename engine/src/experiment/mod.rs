@@ -32,17 +32,18 @@ mod tests;
 mod workers;
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
 pub use config::{AdaptationConfig, ExperimentConfig, ReferenceConfig};
 pub use evaluate::Scorer;
-pub use plan::{Domain, Method, Plan};
+pub use plan::{deal, Domain, Method, Plan};
 pub use store::Store;
 pub use table::Results;
 pub use workers::{serve as serve_worker, WorkerSpec, Workers};
 
+pub use crate::cluster::Shard;
 use crate::dataset::{Manifest, Split};
 use crate::device::{self, Device};
 use crate::metrics::ResultsTable;
@@ -213,6 +214,13 @@ pub enum Error {
     /// A worker's thread pool could not be built.
     #[error("{0}")]
     Threads(String),
+    /// A unit this shard depends on is not finished (by another shard) yet, or this process was
+    /// stopped: exit 75, retry later.
+    #[error("{reason}")]
+    NotReady {
+        /// What is missing, and what to do.
+        reason: String,
+    },
     /// A unit names a domain or method that is not in the plan.
     #[error("no run {domain} {method} in this experiment")]
     UnknownUnit {
@@ -239,6 +247,22 @@ pub struct Experiment {
     /// How the runs are computed: one at a time in this process, or side by side in worker
     /// processes.
     pub workers: Workers,
+    /// The share of the units this process runs ([`Shard::WHOLE`]: all of them).
+    pub shard: Shard,
+    /// How long a shard waits for the source unit another shard computes before it gives up
+    /// with [`Error::NotReady`].
+    pub wait: Duration,
+}
+
+impl Error {
+    /// Whether running again later may succeed (exit 75): a unit of another shard not ready,
+    /// a GPU that did not answer. Bad input and failed computations are not.
+    pub fn is_temporary(&self) -> bool {
+        matches!(
+            self,
+            Error::NotReady { .. } | Error::Device(crate::device::Error::CudaUnavailable { .. })
+        )
+    }
 }
 
 /// Progress of an experiment, sent to the callback of [`run`] (and, as JSON lines, from a
@@ -317,6 +341,15 @@ pub enum Event {
         /// Its marker (cases, failures, median DSC, seconds per step).
         marker: store::RunMarker,
     },
+    /// This shard waits for a unit another shard computes.
+    Waiting {
+        /// The unit (`source`).
+        unit: String,
+        /// The shard that owns it, `K/N`.
+        owner: String,
+        /// How long it waits at most, seconds.
+        seconds: f64,
+    },
     /// A run was finished by an earlier invocation and is skipped.
     RunSkipped {
         /// Domain id.
@@ -335,16 +368,23 @@ pub enum Event {
 pub struct Report {
     /// The output folder.
     pub out: PathBuf,
+    /// The share of the units this process ran.
+    pub shard: Shard,
     /// Runs computed now.
     pub ran: usize,
     /// Runs finished earlier and skipped.
     pub skipped: usize,
-    /// Whether the source model came from an earlier invocation.
+    /// Runs of other shards.
+    pub others: usize,
+    /// Whether the source model came from an earlier invocation (or another shard).
     pub source_reused: bool,
     /// Wall time, seconds.
     pub seconds: f64,
-    /// The results (also in `results.json`).
-    pub results: Results,
+    /// Runs of the experiment not finished yet (by other shards), `domain/method`: the pooled
+    /// outputs wait for them ([`gather`]).
+    pub pending: Vec<String>,
+    /// The results (also in `results.json`), once every run is finished.
+    pub results: Option<Results>,
     /// `table.md`.
     #[serde(skip)]
     pub markdown: String,
@@ -355,8 +395,9 @@ pub struct Report {
 
 /// Runs `experiment` on `device`: checks everything first (bad names, a source among the
 /// targets, results in the folder from other settings are errors before any computation),
-/// then trains or reuses the source model, runs every unfinished (domain, method) pair and
-/// writes `cases.csv`, `results.json`, `table.md` and `table.csv` into the output folder.
+/// then trains or reuses the source model, runs every unfinished (domain, method) pair of its
+/// shard and, once every run of the experiment is finished, writes `cases.csv`,
+/// `results.json`, the tables and the report into the output folder.
 pub fn run(experiment: &Experiment, device: Device, progress: &mut dyn FnMut(&Event)) -> Result<Report, Error> {
     let start = Instant::now();
     let manifest = Manifest::load(&experiment.manifest)?;
@@ -372,6 +413,8 @@ pub fn run(experiment: &Experiment, device: Device, progress: &mut dyn FnMut(&Ev
         plan: &plan,
         store: &store,
         workers: &experiment.workers,
+        shard: experiment.shard,
+        wait: experiment.wait,
         spec: WorkerSpec {
             manifest: experiment.manifest.clone(),
             source: experiment.source.clone(),
@@ -383,17 +426,68 @@ pub fn run(experiment: &Experiment, device: Device, progress: &mut dyn FnMut(&Ev
         progress,
     };
     let counts = device::run_on(device, task)??;
-    let results = write_outputs(&plan, &store)?;
+    let pending = pending(&plan, &store);
+    let results = match pending.is_empty() {
+        true => Some(write_outputs(&plan, &store)?),
+        false => None,
+    };
     Ok(Report {
         out: experiment.out.clone(),
+        shard: experiment.shard,
         ran: counts.ran,
         skipped: counts.skipped,
+        others: counts.others,
         source_reused: counts.source_reused,
         seconds: start.elapsed().as_secs_f64(),
-        markdown: table::markdown(&results),
-        summary: table::summary(&results),
+        pending,
+        markdown: results.as_ref().map(table::markdown).unwrap_or_default(),
+        summary: results.as_ref().map(table::summary).unwrap_or_default(),
         results,
     })
+}
+
+/// `delinea gather`: the pooled outputs of the experiment folder `out` (every shard's runs),
+/// from the plan its `experiment.json` records. Runs not finished yet are [`Error::NotReady`].
+pub fn gather(out: &Path) -> Result<Report, Error> {
+    let start = Instant::now();
+    let plan = store::recorded_plan(out)?;
+    let store = Store::attach(out, &plan)?;
+    let pending = pending(&plan, &store);
+    if !pending.is_empty() {
+        return Err(Error::NotReady {
+            reason: format!(
+                "{}: {} of {} runs are not finished: {}; run their shards (again) first",
+                out.display(),
+                pending.len(),
+                plan.domains.len() * plan.methods.len(),
+                pending.join(", ")
+            ),
+        });
+    }
+    let results = write_outputs(&plan, &store)?;
+    Ok(Report {
+        out: out.to_path_buf(),
+        shard: Shard::WHOLE,
+        ran: 0,
+        skipped: plan.domains.len() * plan.methods.len(),
+        others: 0,
+        source_reused: true,
+        seconds: start.elapsed().as_secs_f64(),
+        pending,
+        markdown: table::markdown(&results),
+        summary: table::summary(&results),
+        results: Some(results),
+    })
+}
+
+/// The runs of `plan` without a valid `done.json` in `store`, as `domain/method`.
+fn pending(plan: &Plan, store: &Store) -> Vec<String> {
+    plan.domains
+        .iter()
+        .flat_map(|d| plan.methods.iter().map(move |m| (d, m)))
+        .filter(|(d, m)| store.finished_run(d, m).is_none())
+        .map(|(d, m)| plan::unit_id(d, m))
+        .collect()
 }
 
 /// The strategy resolver of an experiment: plugins may read the manifest's folder and run the

@@ -38,7 +38,7 @@ impl Domain {
 }
 
 /// How a domain is handled: an optional query strategy and an adaptation strategy.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct Method {
     /// The query strategy (`None` for source-only and supervised, which need no selection).
     pub query: Option<String>,
@@ -78,6 +78,35 @@ impl Method {
     pub fn dir_name(&self) -> String {
         sanitize(&self.id())
     }
+}
+
+/// The id of a (domain, method) run as a unit of work, `domain/method` (e.g.
+/// `C2/stdr+finetune+pseudo`): what assigns it to a shard.
+pub fn unit_id(domain: &Domain, method: &Method) -> String {
+    format!("{}/{}", domain.id, method.id())
+}
+
+/// The id of the unit every run depends on: the source model and its reference points.
+pub const SOURCE_UNIT: &str = "source";
+
+/// Which of `count` shards runs each unit, by id: the source unit is shard 0's; the runs are
+/// dealt one per shard in turn from shard 1 on, those that train first, each group in the
+/// order of the stable hash of the ids. So every shard gets as many runs as any other, give or
+/// take one, as many of those that train, and the deal depends on the set of runs and `count`
+/// only (not on the order targets and strategies were listed in). `runs`: each run's id and
+/// whether it trains.
+pub fn deal(runs: impl IntoIterator<Item = (String, bool)>, count: usize) -> BTreeMap<String, usize> {
+    let mut order: Vec<(bool, u64, String)> = runs
+        .into_iter()
+        .map(|(id, trains)| (!trains, crate::cluster::fnv1a64(id.as_bytes()), id))
+        .collect();
+    order.sort();
+    let count = count.max(1);
+    let mut owners = BTreeMap::from([(SOURCE_UNIT.to_string(), 0)]);
+    for (i, (_, _, id)) in order.into_iter().enumerate() {
+        owners.insert(id, (i + 1) % count);
+    }
+    owners
 }
 
 /// `name` with every character other than ASCII letters, digits and `+._-` replaced by `_`.
@@ -205,6 +234,15 @@ impl Plan {
             domain: domain.into(),
             method: method.into(),
         })
+    }
+
+    /// [`deal`] of this plan's runs among `count` shards.
+    pub fn deal(&self, count: usize) -> BTreeMap<String, usize> {
+        let runs = self
+            .domains
+            .iter()
+            .flat_map(|d| self.methods.iter().map(move |m| (unit_id(d, m), m.adapt != "none")));
+        deal(runs, count)
     }
 
     /// What the query pool of a domain must hold for every query strategy of the plan.
@@ -374,5 +412,40 @@ pub(super) fn no_selection() -> Selection {
         unit: Unit::Slice,
         pool_size: 0,
         items: vec![],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_deal_balances_the_runs_and_ignores_their_order() {
+        let runs: Vec<(String, bool)> = (0..23).map(|i| (format!("C{}/m{i}", i % 4), i % 5 != 0)).collect();
+        for count in 1..6 {
+            let owners = deal(runs.clone(), count);
+            assert_eq!(owners[SOURCE_UNIT], 0);
+            assert_eq!(owners.len(), runs.len() + 1);
+            let share = |trains: bool| -> Vec<usize> {
+                let mut n = vec![0; count];
+                for (id, t) in &runs {
+                    if *t == trains {
+                        n[owners[id]] += 1;
+                    }
+                }
+                n
+            };
+            let (training, all) = (
+                share(true),
+                (0..count).map(|k| share(true)[k] + share(false)[k]).collect::<Vec<_>>(),
+            );
+            for n in [&training, &all] {
+                let (lo, hi) = (n.iter().min().unwrap(), n.iter().max().unwrap());
+                assert!(hi - lo <= 1, "{count} shards: {n:?}");
+            }
+            let mut reversed = runs.clone();
+            reversed.reverse();
+            assert_eq!(deal(reversed, count), owners);
+        }
     }
 }

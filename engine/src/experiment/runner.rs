@@ -1,26 +1,30 @@
-//! Working through a [`Plan`] on one backend, in two phases:
-//! 1. in this process, with every thread: the source model and its reference points (trained
-//!    or reused), then each domain's query pool (built once, with everything its queries need,
-//!    and only when one of its query runs is still to do) and the selection of every run still
-//!    to do, written into its folder;
+//! Working through a [`Plan`] (or a [`Shard`] of it) on one backend, in two phases:
+//! 1. in this process, with every thread: the source unit — the source model and its
+//!    reference points, trained or reused, or awaited when another shard owns it — then each
+//!    domain's query pool (built once, with everything its queries need, and only when one of
+//!    its query runs is still to do here) and the selection of every run still to do, written
+//!    into its folder;
 //! 2. the runs' adaptation and evaluation ([`Unit`]s), each recorded on disk when finished, by
 //!    the [`super::workers`]: in this process, or in worker processes side by side.
 //!
 //! A unit depends only on the source model, its selection and the settings (every random
-//! choice is seeded from the config), so its results do not depend on which worker ran it, in
-//! which order, or beside what.
+//! choice is seeded from the config), so its results do not depend on which worker or shard
+//! ran it, in which order, or beside what. Every run uses the config's seed itself: the
+//! methods of a domain share their random numbers (paired comparisons), and no seed depends on
+//! the shard count.
 
+use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use burn::tensor::backend::AutodiffBackend;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::evaluate::Scorer;
-use super::plan::no_selection;
+use super::plan::{no_selection, unit_id, SOURCE_UNIT};
 use super::store::{create_dir, write_json, RunMarker, StepSeconds};
-use super::{workers, Domain, Error, Event, Method, Plan, Store, WorkerSpec, Workers};
+use super::{workers, Domain, Error, Event, Method, Plan, Shard, Store, WorkerSpec, Workers};
 use crate::dataset::Split;
 use crate::device::BackendTask;
 use crate::metrics::{self, stats, CaseResult, CaseStatus};
@@ -35,15 +39,18 @@ pub(super) struct Task<'a> {
     pub plan: &'a Plan,
     pub store: &'a Store,
     pub workers: &'a Workers,
+    pub shard: Shard,
+    pub wait: Duration,
     pub spec: WorkerSpec,
     pub progress: &'a mut dyn FnMut(&Event),
 }
 
-/// How many runs were computed and skipped.
+/// How many runs were computed, skipped, and left to other shards.
 #[derive(Debug, Clone, Copy, Default)]
 pub(super) struct Counts {
     pub ran: usize,
     pub skipped: usize,
+    pub others: usize,
     pub source_reused: bool,
 }
 
@@ -74,13 +81,14 @@ impl BackendTask for Task<'_> {
         };
         let mut runner = Runner {
             context: &context,
+            shard: self.shard,
+            owners: self.plan.deal(self.shard.count),
             progress: self.progress,
             references: None,
             last_pool: None,
             counts: Counts::default(),
         };
-        runner.source()?;
-        runner.references()?;
+        runner.source_unit(self.wait)?;
         let units = runner.selections()?;
         let mut counts = runner.counts;
         counts.ran = units.len();
@@ -100,6 +108,9 @@ pub(super) struct Context<'a, B: AutodiffBackend> {
 /// Phase 1.
 struct Runner<'a, 'p, B: AutodiffBackend> {
     context: &'a Context<'a, B>,
+    shard: Shard,
+    /// The shard of every unit, by id.
+    owners: BTreeMap<String, usize>,
     progress: &'p mut dyn FnMut(&Event),
     /// The source reference points, when a query needs them.
     references: Option<References>,
@@ -109,12 +120,65 @@ struct Runner<'a, 'p, B: AutodiffBackend> {
 }
 
 impl<B: AutodiffBackend> Runner<'_, '_, B> {
+    /// Whether the unit `id` is this shard's.
+    fn owns(&self, id: &str) -> bool {
+        self.owners.get(id).is_none_or(|&k| k == self.shard.index)
+    }
+
     fn emit(&mut self, event: Event) {
         (self.progress)(&event);
     }
 
-    /// Reuses the source model when it was trained with today's settings, else trains it.
-    fn source(&mut self) -> Result<(), Error> {
+    /// The source unit: the source model, then its reference points when a query needs them,
+    /// and only then its marker. A shard that does not own the unit waits for it.
+    fn source_unit(&mut self, wait: Duration) -> Result<(), Error> {
+        let store = self.context.store;
+        let stdr = self.context.plan.needs()?.stdr;
+        let ready = || store.source_finished() && (!stdr || store.references().is_file());
+        if !self.owns(SOURCE_UNIT) && !ready() {
+            self.wait_for(wait, ready)?;
+        }
+        let trained = self.source()?;
+        if stdr {
+            self.references()?;
+        }
+        match trained {
+            Some(summary) => store.finish_source(summary),
+            None => Ok(()),
+        }
+    }
+
+    /// Waits up to `wait` for `ready` (the source unit of the shard that owns it).
+    fn wait_for(&mut self, wait: Duration, ready: impl Fn() -> bool) -> Result<(), Error> {
+        let owner = Shard {
+            index: self.owners.get(SOURCE_UNIT).copied().unwrap_or(0),
+            count: self.shard.count,
+        };
+        self.emit(Event::Waiting {
+            unit: SOURCE_UNIT.into(),
+            owner: owner.to_string(),
+            seconds: wait.as_secs_f64(),
+        });
+        let start = Instant::now();
+        while !ready() {
+            if start.elapsed() >= wait {
+                return Err(Error::NotReady {
+                    reason: format!(
+                        "shard {}: the source model of {} (shard {owner}'s unit) is not finished after {:.0} s: run this shard again once it is (exit 75: retry)",
+                        self.shard,
+                        self.context.store.root().display(),
+                        wait.as_secs_f64()
+                    ),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(500).min(wait));
+        }
+        Ok(())
+    }
+
+    /// Reuses the source model when it was trained with today's settings, else trains it;
+    /// the summary for its marker when trained now.
+    fn source(&mut self) -> Result<Option<serde_json::Value>, Error> {
         let (plan, store) = (self.context.plan, self.context.store);
         let start = Instant::now();
         if store.source_finished() {
@@ -126,7 +190,7 @@ impl<B: AutodiffBackend> Runner<'_, '_, B> {
                 best_val_dsc: None,
                 seconds,
             });
-            return Ok(());
+            return Ok(None);
         }
         let config = &plan.config.source;
         let data = TrainingData::load(&plan.manifest, std::slice::from_ref(&plan.source), None, config)?;
@@ -142,23 +206,19 @@ impl<B: AutodiffBackend> Runner<'_, '_, B> {
             })
         })?;
         write_json(&store.source_dir().join("training-log.json"), &log)?;
-        let summary = json!({"best_val_dsc": log.best_val_dsc, "best_iteration": log.best_iteration,
-            "wall_seconds": log.wall_seconds});
-        store.finish_source(summary)?;
         self.emit(Event::Source {
             reused: false,
             best_val_dsc: log.best_val_dsc,
             seconds: start.elapsed().as_secs_f64(),
         });
-        Ok(())
+        Ok(Some(
+            json!({"best_val_dsc": log.best_val_dsc, "best_iteration": log.best_iteration,
+            "wall_seconds": log.wall_seconds}),
+        ))
     }
 
-    /// Computes the reference points (or reads them when the source model was reused), when
-    /// a query needs them.
+    /// Computes the reference points, or reads them when the source model was reused.
     fn references(&mut self) -> Result<(), Error> {
-        if !self.context.plan.needs()?.stdr {
-            return Ok(());
-        }
         let start = Instant::now();
         let path = self.context.store.references();
         let reused = self.counts.source_reused && path.is_file();
@@ -204,9 +264,8 @@ impl<B: AutodiffBackend> Runner<'_, '_, B> {
         ))
     }
 
-    /// The units still to run, in plan order, each query run's selection written first.
-    /// Finished runs are skipped (unless the source model was trained now, which makes them
-    /// stale).
+    /// This shard's units still to run, in plan order, each query run's selection written
+    /// first. Finished runs (of today's settings and source model) are skipped.
     fn selections(&mut self) -> Result<Vec<Unit>, Error> {
         let plan = self.context.plan;
         let total = plan.domains.len() * plan.methods.len();
@@ -220,9 +279,13 @@ impl<B: AutodiffBackend> Runner<'_, '_, B> {
                 _ => None,
             };
             for method in &plan.methods {
-                let (d, m, index) = (domain.id.clone(), method.id(), units.len() + self.counts.skipped + 1);
-                let finished = self.context.store.finished_run(domain, method);
-                if finished.is_some() && self.counts.source_reused {
+                let index = units.len() + self.counts.skipped + self.counts.others + 1;
+                if !self.owns(&unit_id(domain, method)) {
+                    self.counts.others += 1;
+                    continue;
+                }
+                let (d, m) = (domain.id.clone(), method.id());
+                if self.context.store.finished_run(domain, method).is_some() {
                     self.counts.skipped += 1;
                     self.emit(Event::RunSkipped {
                         domain: d,
@@ -320,7 +383,14 @@ impl<B: AutodiffBackend> Context<'_, B> {
         let path = self.store.run_cases(domain, method);
         crate::fsutil::write_bytes_atomic(&path, metrics::results_csv(&rows).as_bytes())
             .map_err(|source| Error::Io { path, source })?;
-        let marker = marker(self.store.run_hash(domain, method), domain, method, &rows, seconds);
+        let source = self.store.source_fingerprint().unwrap_or_default().to_string();
+        let marker = marker(
+            [self.store.run_hash(domain, method), source],
+            domain,
+            method,
+            &rows,
+            seconds,
+        );
         self.store.finish_run(domain, method, &marker)?;
         progress(&Event::RunFinished {
             domain: domain.id.clone(),
@@ -421,7 +491,15 @@ fn step(domain: &Domain, method: &Method, step: &str, start: Instant, progress: 
     seconds
 }
 
-fn marker(hash: String, domain: &Domain, method: &Method, rows: &[CaseResult], seconds: StepSeconds) -> RunMarker {
+/// The marker of a run; `hashes`: of its settings and of its source model.
+fn marker(
+    hashes: [String; 2],
+    domain: &Domain,
+    method: &Method,
+    rows: &[CaseResult],
+    seconds: StepSeconds,
+) -> RunMarker {
+    let [settings_hash, source_model] = hashes;
     let evaluated: Vec<&metrics::Metrics> = rows
         .iter()
         .filter_map(|r| match &r.status {
@@ -433,7 +511,8 @@ fn marker(hash: String, domain: &Domain, method: &Method, rows: &[CaseResult], s
     RunMarker {
         domain: domain.id.clone(),
         method: method.id(),
-        settings_hash: hash,
+        settings_hash,
+        source_model,
         cases: evaluated.len(),
         failures: evaluated.iter().filter(|m| m.outcome.is_failure()).count(),
         median_dsc: stats::median(&dsc),

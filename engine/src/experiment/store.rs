@@ -2,8 +2,9 @@
 //! step leaves (written last, atomically), and the check that finished steps were produced
 //! by the settings asked for now.
 //!
-//! Resuming: a run whose marker is there, with the settings' hash of today, is skipped; the
-//! source model is reused when `source/done.json` holds today's source settings. A marker
+//! Resuming: a run whose marker is there, with the settings' hash of today and the fingerprint
+//! of today's source model, is skipped; the source model is reused when `source/done.json`
+//! holds today's source settings. A marker
 //! with other settings is refused before any computation ([`Error::Changed`]): results of two
 //! configurations never mix in one table. The settings are everything that shapes a number:
 //! the manifest's bytes, the source centre and the whole config except the lists of queries
@@ -11,12 +12,14 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::plan::{sanitize, Domain, Method, Plan};
-use super::Error;
+use super::plan::{sanitize, Domain, Method, Plan, Strategies};
+use super::{Error, ExperimentConfig};
+use crate::dataset::Manifest;
 use crate::fsutil;
 
 /// The file recording which settings produced the folder's results.
@@ -35,6 +38,10 @@ pub struct RunMarker {
     pub method: String,
     /// FNV-1a 64 of the settings, the domain and the method.
     pub settings_hash: String,
+    /// FNV-1a 64 of the source model's weights it was adapted from (a run of a source model
+    /// trained again since, with other weights, is stale).
+    #[serde(default)]
+    pub source_model: String,
     /// Test cases evaluated.
     pub cases: usize,
     /// Cases with one mask empty.
@@ -62,6 +69,19 @@ pub struct Store {
     root: PathBuf,
     settings: Value,
     source_settings: Value,
+    /// The source model's fingerprint, read once it is finished.
+    source_fingerprint: OnceLock<String>,
+}
+
+/// What `experiment.json` records of the plan, for [`recorded_plan`] (`delinea gather`).
+#[derive(Debug, Serialize, Deserialize)]
+struct RecordedPlan {
+    /// The manifest, as an absolute path where it could be made one.
+    manifest: PathBuf,
+    source: String,
+    domains: Vec<Domain>,
+    methods: Vec<Method>,
+    config: ExperimentConfig,
 }
 
 impl Store {
@@ -71,6 +91,13 @@ impl Store {
         let store = Store::attach(root, plan)?;
         store.check(plan)?;
         create_dir(root)?;
+        let recorded = RecordedPlan {
+            manifest: std::path::absolute(&plan.manifest.path).unwrap_or_else(|_| plan.manifest.path.clone()),
+            source: plan.source.clone(),
+            domains: plan.domains.clone(),
+            methods: plan.methods.clone(),
+            config: plan.config.clone(),
+        };
         let record = json!({
             "format": "delinea-experiment",
             "format_version": 1,
@@ -78,6 +105,7 @@ impl Store {
             "domains": plan.domains,
             "methods": plan.methods.iter().map(Method::id).collect::<Vec<_>>(),
             "settings": store.settings,
+            "plan": recorded,
         });
         write_json(&root.join(EXPERIMENT_FILE), &record)?;
         Ok(store)
@@ -101,6 +129,7 @@ impl Store {
             settings: json!({"manifest_fnv1a64": manifest_hash, "source": plan.source, "config": config}),
             source_settings: json!({"manifest_fnv1a64": manifest_hash, "source": plan.source,
                 "train": serde_json::to_value(&plan.config.source).map_err(Error::Json)?}),
+            source_fingerprint: OnceLock::new(),
         };
         Ok(store)
     }
@@ -171,7 +200,21 @@ impl Store {
         self.source_done().is_file() && self.source_model().is_dir()
     }
 
-    /// Records the source model as finished.
+    /// FNV-1a 64 of the finished source model's weights (read once; `None` while it is not
+    /// finished).
+    pub fn source_fingerprint(&self) -> Option<&str> {
+        if let Some(f) = self.source_fingerprint.get() {
+            return Some(f);
+        }
+        if !self.source_finished() {
+            return None;
+        }
+        let weights = std::fs::read(self.source_model().join(crate::model::checkpoint::WEIGHTS_FILE)).ok()?;
+        Some(self.source_fingerprint.get_or_init(|| fnv1a64(&weights)))
+    }
+
+    /// Records the source model as finished (its reference points, when needed, already
+    /// written).
     pub fn finish_source(&self, summary: Value) -> Result<(), Error> {
         let marker = json!({"settings": self.source_settings, "summary": summary});
         write_json(&self.source_done(), &marker)
@@ -201,7 +244,9 @@ impl Store {
         let dir = self.run_dir(domain, method);
         let text = std::fs::read_to_string(dir.join(DONE_FILE)).ok()?;
         let marker: RunMarker = serde_json::from_str(&text).ok()?;
-        let ok = marker.settings_hash == self.run_hash(domain, method) && dir.join(RUN_CASES_FILE).is_file();
+        let ok = marker.settings_hash == self.run_hash(domain, method)
+            && Some(marker.source_model.as_str()) == self.source_fingerprint()
+            && dir.join(RUN_CASES_FILE).is_file();
         ok.then_some(marker)
     }
 
@@ -209,6 +254,41 @@ impl Store {
     pub fn finish_run(&self, domain: &Domain, method: &Method, marker: &RunMarker) -> Result<(), Error> {
         write_json(&self.run_dir(domain, method).join(DONE_FILE), marker)
     }
+}
+
+/// The plan `experiment.json` in `root` records: its domains, methods and config, without
+/// resolving the strategies again (the pooled outputs need only their names).
+pub(super) fn recorded_plan(root: &Path) -> Result<Plan, Error> {
+    let path = root.join(EXPERIMENT_FILE);
+    let bad = |reason: String| Error::Table {
+        path: path.clone(),
+        reason,
+    };
+    let text = std::fs::read_to_string(&path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => bad(format!(
+            "no such file: {} is not an experiment folder (the --out of `delinea experiment`)",
+            root.display()
+        )),
+        _ => Error::Io {
+            path: path.clone(),
+            source: e,
+        },
+    })?;
+    let value: Value = serde_json::from_str(&text).map_err(|e| bad(format!("not JSON: {e}")))?;
+    let recorded = value.get("plan").ok_or_else(|| {
+        bad("records no plan (written by an older delinea): run `delinea experiment` on the folder again".into())
+    })?;
+    let r: RecordedPlan = serde_json::from_value(recorded.clone()).map_err(|e| bad(format!("unreadable plan: {e}")))?;
+    let budget = r.config.budget()?;
+    Ok(Plan {
+        manifest: Manifest::load(&r.manifest)?,
+        source: r.source,
+        domains: r.domains,
+        methods: r.methods,
+        config: r.config,
+        budget,
+        strategies: Strategies::default(),
+    })
 }
 
 /// Creates `dir` and its parents.
@@ -256,12 +336,7 @@ fn differences(old: &Value, new: &Value, path: &str, out: &mut Vec<String>) {
 
 /// FNV-1a, 64 bits, as 16 hex digits: a stable fingerprint (not a cryptographic hash).
 pub(super) fn fnv1a64(bytes: &[u8]) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in bytes {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    format!("{h:016x}")
+    format!("{:016x}", crate::cluster::fnv1a64(bytes))
 }
 
 #[cfg(test)]

@@ -24,7 +24,7 @@ use burn::tensor::backend::AutodiffBackend;
 use serde::{Deserialize, Serialize};
 
 use super::runner::{Context, Unit};
-use super::{Error, Event, Experiment, ExperimentConfig, Plan, Store};
+use super::{Error, Event, ExperimentConfig, Plan, Store};
 use crate::dataset::Manifest;
 use crate::device::{self, BackendTask, DeviceRequest};
 
@@ -262,6 +262,7 @@ fn reap(handles: &mut [Handle]) {
     for h in handles {
         if let Handle::Process { child, .. } = h {
             let _ = child.wait();
+            crate::cluster::signals::untrack_child(child.id());
         }
     }
 }
@@ -325,6 +326,7 @@ fn spawn_process<'scope, B: AutodiffBackend>(
         .stderr(Stdio::inherit())
         .spawn()
         .map_err(|e| cannot(e.to_string()))?;
+    crate::cluster::signals::track_child(child.id());
     let (Some(mut stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
         let _ = child.kill();
         return Err(cannot("no pipes".into()));
@@ -370,22 +372,14 @@ pub fn serve(input: impl BufRead, output: impl Write) -> Result<(), Error> {
     let spec: WorkerSpec = serde_json::from_str(&first).map_err(|e| bad(format!("not an experiment: {e}")))?;
     let request: DeviceRequest = spec.device.parse()?;
     let device = device::resolve(request)?;
-    let experiment = Experiment {
-        manifest: spec.manifest.clone(),
-        source: spec.source.clone(),
-        targets: spec.targets.clone(),
-        config: spec.config.clone(),
-        out: spec.out.clone(),
-        workers: Workers::serial(),
-    };
     let plan = Plan::new(
-        Manifest::load(&experiment.manifest)?,
-        &experiment.source,
-        &experiment.targets,
-        experiment.config.clone(),
-        &super::resolver(&experiment.manifest, &experiment.out, device),
+        Manifest::load(&spec.manifest)?,
+        &spec.source,
+        &spec.targets,
+        spec.config.clone(),
+        &super::resolver(&spec.manifest, &spec.out, device),
     )?;
-    let store = Store::attach(&experiment.out, &plan)?;
+    let store = Store::attach(&spec.out, &plan)?;
     let task = Serve {
         plan: &plan,
         store: &store,

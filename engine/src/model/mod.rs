@@ -22,6 +22,7 @@
 pub mod checkpoint;
 mod loss;
 mod norm;
+pub mod timing;
 mod unet;
 
 pub use checkpoint::{CheckpointError, ModelCard};
