@@ -7,7 +7,8 @@
 //! backend [`device`] picks) → [`train`] (slices, batches, augmentation) → [`infer`]
 //! (uncertainty, descriptors) → [`strategy`] (what to label, how to adapt) → [`metrics`]
 //! (DSC, surface distances, statistics); [`experiment`] runs the paper's protocol through
-//! all of them. [`synth`] makes a synthetic multi-centre,
+//! all of them; [`interop`] brings models in from PyTorch and safetensors and takes them out
+//! to safetensors and ONNX. [`synth`] makes a synthetic multi-centre,
 //! multi-rater cohort to try it all; [`schema`] describes every file; [`rng`], [`fsutil`]
 //! and [`mem`] serve them all.
 
@@ -17,6 +18,7 @@ pub mod device;
 pub mod experiment;
 pub mod fsutil;
 pub mod infer;
+pub mod interop;
 pub mod job;
 pub mod mem;
 pub mod metrics;

@@ -21,6 +21,7 @@ pub fn schemas() -> Vec<(&'static str, Value)> {
         ("adapt-plan", schema_for!(crate::strategy::adapt::AdaptPlan)),
         ("train-config", schema_for!(crate::train::TrainConfig)),
         ("model-card", schema_for!(crate::model::ModelCard)),
+        ("import-card", schema_for!(crate::interop::ImportCard)),
         ("experiment-config", schema_for!(crate::experiment::ExperimentConfig)),
         ("experiment-results", schema_for!(crate::experiment::Results)),
         ("job", schema_for!(crate::job::Job)),

@@ -8,6 +8,7 @@ mod device;
 mod experiment;
 mod inspect;
 mod metrics;
+mod model;
 mod plugins;
 mod predict;
 mod progress;
@@ -64,7 +65,8 @@ enum Command {
     Train(train::Args),
     /// Segment volumes with a trained model (masks, probabilities, MC-dropout maps).
     Predict(predict::Args),
-    /// Source side: K-means reference points of the source training slices' descriptors.
+    /// Source side: K-means reference points of the source training slices' descriptors, or
+    /// `reference import` of the source side's centroids (.npy / .pt).
     Reference(query::ReferenceArgs),
     /// Target side: rank a centre's unlabelled training scans with a query strategy.
     Query(query::QueryArgs),
@@ -74,6 +76,9 @@ enum Command {
     Experiment(experiment::ExperimentArgs),
     /// Synthesise the default cohort and run a CPU-sized experiment on it.
     Demo(experiment::DemoArgs),
+    /// Bring a model in from PyTorch or safetensors, or take one out to safetensors or ONNX
+    /// (README "Models from elsewhere").
+    Model(model::Args),
     /// Run a protocol written as a Rhai script (scripts/README.md).
     Run(run::Args),
     /// List or inspect native strategy plugins (plugins/README.md).
@@ -154,6 +159,7 @@ pub fn main() -> ExitCode {
         Command::Train(a) => train::run(a, global),
         Command::Predict(a) => predict::run(a, global),
         Command::Reference(a) => query::run_reference(a, global),
+        Command::Model(a) => model::run(a, global),
         Command::Query(a) => query::run_query(a, global),
         Command::Adapt(a) => adapt::run(a, global),
         Command::Experiment(a) => experiment::run_experiment(a, global),

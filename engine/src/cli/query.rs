@@ -18,17 +18,21 @@ use delinea::train::Augmentation;
 
 use super::{print_json, ExitStatus, Global};
 
-/// Compute the source reference points: K-means over the source training slices' descriptors.
+/// Compute the source reference points: K-means over the source training slices' descriptors
+/// (`--model`, `--manifest`, `--centre`, `--out` needed); or `reference import` them.
 #[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct ReferenceArgs {
-    /// The source model (a `delinea train` folder).
+    #[command(subcommand)]
+    command: Option<ReferenceCommand>,
+    /// The source model (a model folder). Required.
     #[arg(long)]
-    model: PathBuf,
-    /// The dataset manifest.
+    model: Option<PathBuf>,
+    /// The dataset manifest. Required.
     #[arg(long)]
-    manifest: PathBuf,
-    /// Source centre(s), comma-separated; their train split is used.
-    #[arg(long = "centre", value_delimiter = ',', required = true)]
+    manifest: Option<PathBuf>,
+    /// Source centre(s), comma-separated; their train split is used. Required.
+    #[arg(long = "centre", value_delimiter = ',')]
     centres: Vec<String>,
     /// Number of reference points (METHOD.md: 30-40).
     #[arg(long, default_value_t = 40)]
@@ -54,7 +58,33 @@ pub struct ReferenceArgs {
     /// Compute device.
     #[arg(long, default_value = "auto")]
     device: DeviceRequest,
-    /// Where to write the references (JSON, data-schema/references.schema.json).
+    /// Where to write the references (JSON, data-schema/references.schema.json). Required.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum ReferenceCommand {
+    /// The source side's K-means centroids as the paper's code keeps them (a K × 256 NumPy
+    /// `.npy` array, or a `.pt` tensor) to a references file for `--model`.
+    Import(ReferenceImportArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct ReferenceImportArgs {
+    /// The `.npy` or `.pt` file.
+    file: PathBuf,
+    /// The source model the centroids were computed with (its slice size is checked against
+    /// the descriptor grid).
+    #[arg(long)]
+    model: PathBuf,
+    /// Softmax channel the descriptors were weighted by (0: background, the paper's code).
+    #[arg(long, default_value_t = 0)]
+    descriptor_channel: usize,
+    /// The descriptors were computed on augmented slices (the paper's code does).
+    #[arg(long)]
+    augment_descriptors: bool,
+    /// Where to write the references (JSON).
     #[arg(long)]
     out: PathBuf,
 }
@@ -227,44 +257,86 @@ fn training_augmentation(card: &ModelCard) -> Augmentation {
         .unwrap_or_default()
 }
 
+/// A flag `reference` needs when it computes.
+fn required<T>(value: Option<T>, flag: &str) -> anyhow::Result<T> {
+    value.ok_or_else(|| anyhow::anyhow!("{flag} is required to compute reference points (or: delinea reference import FILE)"))
+}
+
 pub fn run_reference(args: ReferenceArgs, global: Global) -> anyhow::Result<ExitStatus> {
+    if let Some(ReferenceCommand::Import(a)) = args.command {
+        return run_reference_import(a, global);
+    }
+    let (model, manifest, out) = (
+        required(args.model, "--model")?,
+        required(args.manifest, "--manifest")?,
+        required(args.out, "--out")?,
+    );
+    anyhow::ensure!(!args.centres.is_empty(), "--centre is required to compute reference points");
     let needs = query::Needs {
         stdr: true,
         ..Default::default()
     };
-    let card = checkpoint::load_card(&args.model)?;
-    let classes = card.architecture.classes;
-    anyhow::ensure!(
-        args.descriptor_channel < classes,
-        "--descriptor-channel {} is not one of {}'s {classes} classes",
-        args.descriptor_channel,
-        args.model.display()
-    );
+    let card = checkpoint::load_card(&model)?;
+    check_channel(args.descriptor_channel, &card, &model)?;
     let descriptor = DescriptorConfig {
         channel: args.descriptor_channel,
         grid: args.grid,
         augment: args.augment_descriptors,
         ..Default::default()
     };
-    check_grid(&descriptor, &card, &args.model)?;
+    check_grid(&descriptor, &card, &model)?;
     let options = PoolOptions {
         needs,
         descriptor,
         augmentation: training_augmentation(&card),
         ..Default::default()
     };
-    let pool = pool(&args.model, &args.manifest, &args.centres, args.device, options)?;
+    let pool = pool(&model, &manifest, &args.centres, args.device, options)?;
     let (centres, seed) = (args.centres.clone(), args.seed);
     let refs = References::from_pool(&pool, descriptor, centres, args.k, args.iterations, seed);
-    refs.write(&args.out)
-        .with_context(|| format!("writing {}", args.out.display()))?;
+    refs.write(&out).with_context(|| format!("writing {}", out.display()))?;
     if !global.quiet {
         println!(
             "{} reference points from {} source slices of {:?} written to {}",
             refs.centroids.len(),
             refs.slices,
             args.centres,
-            args.out.display()
+            out.display()
+        );
+    }
+    Ok(ExitStatus::Success)
+}
+
+/// Refuses a descriptor channel the model does not have.
+fn check_channel(channel: usize, card: &ModelCard, model: &Path) -> anyhow::Result<()> {
+    let classes = card.architecture.classes;
+    anyhow::ensure!(
+        channel < classes,
+        "--descriptor-channel {channel} is not one of {}'s {classes} classes",
+        model.display()
+    );
+    Ok(())
+}
+
+fn run_reference_import(args: ReferenceImportArgs, global: Global) -> anyhow::Result<ExitStatus> {
+    let card = checkpoint::load_card(&args.model)?;
+    check_channel(args.descriptor_channel, &card, &args.model)?;
+    let descriptor = DescriptorConfig {
+        channel: args.descriptor_channel,
+        augment: args.augment_descriptors,
+        ..Default::default()
+    };
+    let refs = delinea::interop::import_references(&args.file, card.slice_size, descriptor)?;
+    refs.write(&args.out)
+        .with_context(|| format!("writing {}", args.out.display()))?;
+    if !global.quiet {
+        println!(
+            "{} reference points of {} values ({g} × {g} grid) from {} written to {}",
+            refs.centroids.len(),
+            refs.descriptor.len(),
+            args.file.display(),
+            args.out.display(),
+            g = refs.descriptor.grid
         );
     }
     Ok(ExitStatus::Success)
@@ -279,7 +351,12 @@ pub fn run_query(args: QueryArgs, global: Global) -> anyhow::Result<ExitStatus> 
     let needs = strategy.needs();
     let refs = match (&args.refs, needs.stdr) {
         (Some(path), _) => Some(References::load(path)?),
-        (None, true) => anyhow::bail!("strategy {} needs source reference points: --refs FILE", args.strategy),
+        (None, true) => anyhow::bail!(
+            "strategy {} needs source reference points: --refs FILE, from `delinea reference` (computed \
+             from the source training data) or `delinea reference import` (the source side's centroids, \
+             .npy or .pt); every other strategy works without them",
+            args.strategy
+        ),
         (None, false) => None,
     };
     let card = checkpoint::load_card(&args.model)?;

@@ -2,7 +2,7 @@
 //! trained, how each target is queried and adapted. Every field has a default (METHOD.md);
 //! a file may give any subset, and command-line flags override it.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -39,6 +39,17 @@ pub struct ExperimentConfig {
     /// Seed of the queries, MC dropout, k-means and adaptation (the source model has its own,
     /// `source.seed`). 0.
     pub seed: u64,
+    /// An existing source model folder (`delinea train`'s, or one `delinea model import` made
+    /// from PyTorch): the protocol adapts it instead of training one, and `source` then only
+    /// gives the adaptation its augmentation, momentum and weight decay. Relative paths are
+    /// taken from the current folder. None: train the source model.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_model: Option<PathBuf>,
+    /// Existing source reference points (`delinea reference`, or `delinea reference import` of
+    /// the source side's centroids) for STDR; None: computed from the source centre's training
+    /// cases with the source model.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_references: Option<PathBuf>,
 }
 
 /// How the source model is adapted to a target: its own length, sampling, optimiser and
@@ -135,6 +146,8 @@ impl Default for ExperimentConfig {
             mc_samples: 8,
             references: ReferenceConfig::default(),
             seed: 0,
+            source_model: None,
+            source_references: None,
         }
     }
 }
@@ -150,6 +163,25 @@ impl ExperimentConfig {
             path: path.to_path_buf(),
             source,
         })
+    }
+
+    /// The source model's slice size and classes: its card's (`source_model`), or the source
+    /// training config's; and which of the two they came from.
+    fn source_shape(&self) -> Result<(usize, usize, &'static str), Error> {
+        match &self.source_model {
+            Some(dir) => {
+                let card = crate::model::checkpoint::load_card(dir).map_err(|e| Error::Config {
+                    field: "source_model",
+                    reason: e.to_string(),
+                })?;
+                Ok((card.slice_size, card.architecture.classes, "the source_model's"))
+            }
+            None => Ok((
+                self.source.preprocessing.slice_size,
+                self.source.model.classes,
+                "source.preprocessing's",
+            )),
+        }
     }
 
     /// The parsed budget.
@@ -181,17 +213,14 @@ impl ExperimentConfig {
         if a.validate_every == 0 {
             return bad("adaptation.validate_every", "must be at least 1".into());
         }
-        let size = self.source.preprocessing.slice_size;
+        let (size, classes, from) = self.source_shape()?;
         if let Err(reason) = self.references.descriptor.kernel(size) {
-            return bad(
-                "references.descriptor",
-                format!("at source.preprocessing.slice_size {size}: {reason}"),
-            );
+            return bad("references.descriptor", format!("at {from} slice size {size}: {reason}"));
         }
         if self.references.k == 0 {
             return bad("references.k", "must be at least 1".into());
         }
-        let (channel, classes) = (self.references.descriptor.channel, self.source.model.classes);
+        let channel = self.references.descriptor.channel;
         if channel >= classes {
             return bad(
                 "references.descriptor.channel",

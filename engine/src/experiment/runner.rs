@@ -192,6 +192,15 @@ impl<B: AutodiffBackend> Runner<'_, '_, B> {
             });
             return Ok(None);
         }
+        if let Some(from) = &plan.config.source_model {
+            store.take_source_model(from)?;
+            self.emit(Event::Source {
+                reused: true,
+                best_val_dsc: None,
+                seconds: start.elapsed().as_secs_f64(),
+            });
+            return Ok(Some(json!({"taken_from": from})));
+        }
         let config = &plan.config.source;
         let data = TrainingData::load(&plan.manifest, std::slice::from_ref(&plan.source), None, config)?;
         self.emit(Event::SourceStarted {
@@ -222,8 +231,25 @@ impl<B: AutodiffBackend> Runner<'_, '_, B> {
         let start = Instant::now();
         let path = self.context.store.references();
         let reused = self.counts.source_reused && path.is_file();
+        let given = self.context.plan.config.source_references.as_ref();
         let refs = if reused {
             References::load(&path)?
+        } else if let Some(given) = given {
+            let refs = References::load(given)?;
+            let want = self.context.plan.config.references.descriptor;
+            if refs.descriptor != want {
+                return Err(Error::Config {
+                    field: "source_references",
+                    reason: format!(
+                        "{} describes slices as {:?}, the config's references.descriptor is {want:?}: \
+                         make them agree",
+                        given.display(),
+                        refs.descriptor
+                    ),
+                });
+            }
+            write_json(&path, &refs)?;
+            refs
         } else {
             let refs = self.compute_references()?;
             write_json(&path, &refs)?;

@@ -73,6 +73,20 @@ pub struct Store {
     source_fingerprint: OnceLock<String>,
 }
 
+/// What the source unit depends on: the manifest, the source centre, and the training config
+/// or, for an existing source model, its folder and weights.
+fn source_settings(plan: &Plan, manifest_hash: String) -> Result<Value, Error> {
+    let Some(dir) = &plan.config.source_model else {
+        let train = serde_json::to_value(&plan.config.source).map_err(Error::Json)?;
+        return Ok(json!({"manifest_fnv1a64": manifest_hash, "source": plan.source, "train": train}));
+    };
+    let card = crate::model::checkpoint::load_card(dir)?;
+    let path = dir.join(&card.weights);
+    let weights = std::fs::read(&path).map_err(|source| Error::Io { path, source })?;
+    Ok(json!({"manifest_fnv1a64": manifest_hash, "source": plan.source,
+        "model": {"path": dir, "weights_fnv1a64": fnv1a64(&weights)}}))
+}
+
 /// What `experiment.json` records of the plan, for [`recorded_plan`] (`delinea gather`).
 #[derive(Debug, Serialize, Deserialize)]
 struct RecordedPlan {
@@ -127,11 +141,24 @@ impl Store {
         let store = Store {
             root: root.to_path_buf(),
             settings: json!({"manifest_fnv1a64": manifest_hash, "source": plan.source, "config": config}),
-            source_settings: json!({"manifest_fnv1a64": manifest_hash, "source": plan.source,
-                "train": serde_json::to_value(&plan.config.source).map_err(Error::Json)?}),
+            source_settings: source_settings(plan, manifest_hash)?,
             source_fingerprint: OnceLock::new(),
         };
         Ok(store)
+    }
+
+    /// Copies the existing source model `from` (the config's `source_model`) into
+    /// `source/model/`, files renamed into place.
+    pub fn take_source_model(&self, from: &Path) -> Result<(), Error> {
+        let card = crate::model::checkpoint::load_card(from)?;
+        let to = self.source_model();
+        create_dir(&to)?;
+        for file in [card.weights.as_str(), crate::model::checkpoint::CARD_FILE] {
+            let (src, dst) = (from.join(file), to.join(file));
+            let bytes = std::fs::read(&src).map_err(|source| Error::Io { path: src, source })?;
+            crate::fsutil::write_bytes_atomic(&dst, &bytes).map_err(|source| Error::Io { path: dst, source })?;
+        }
+        Ok(())
     }
 
     /// Every difference between today's settings and those of finished steps.

@@ -80,6 +80,10 @@ pub struct ModelCard {
     /// For a model the drop folder adapted: the labels that made it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub labels: Option<LabelsRecord>,
+    /// For a model imported from PyTorch or safetensors (`delinea model import`): the file
+    /// and how its keys were mapped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub imported: Option<crate::interop::ImportRecord>,
 }
 
 /// The expert labels an adapted model learnt from (written by `delinea watch`).
@@ -128,6 +132,7 @@ impl ModelCard {
             seed,
             training: None,
             labels: None,
+            imported: None,
         }
     }
 }
