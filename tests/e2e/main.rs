@@ -6,6 +6,7 @@ mod dataset; // delinea validate over manifests with every kind of problem
 mod dicom; // series in manifests; RTSTRUCT and SEG out: dciodvfy, pydicom readback, a sphere, the real series, refusals
 mod experiment; // delinea experiment: outputs, resume, one run redone, changed config, bad input
 mod metrics; // delinea metrics / evaluate / compare on small masks, empties, missing predictions
+mod models; // model import / export: PyTorch and safetensors in, safetensors and ONNX out, ONNX Runtime
 mod plugin; // native plugins in query, adapt and experiment; every bad plugin refused
 mod query; // delinea reference then delinea query: selections, dual reference, errors
 mod script; // Rhai policies in query and experiment, the paper protocol as a script, errors

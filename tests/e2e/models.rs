@@ -1,0 +1,216 @@
+//! Models from elsewhere: PyTorch and safetensors in, safetensors and ONNX out, through the
+//! binary as a user runs it; ONNX Runtime runs the exported models (tests/fixtures/pytorch/
+//! check_onnx.py) against delinea's and PyTorch's outputs.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use burn::backend::Flex;
+use burn::tensor::{Tensor, TensorData};
+use delinea::model::checkpoint;
+
+use crate::util::{delinea, describe, fixtures, reference_tool, tiny_cohort, tiny_model};
+
+fn pytorch(name: &str) -> PathBuf {
+    fixtures().join("pytorch").join(name)
+}
+
+fn run_ok(args: &[&str]) -> String {
+    let out = delinea(args);
+    assert!(out.status.success(), "delinea {args:?}: {}", describe(&out));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// One case for check_onnx.py: an input and delinea's (and maybe PyTorch's) logits.
+struct Case {
+    name: String,
+    shape: [usize; 4],
+    input: Vec<f32>,
+    delinea: Vec<f32>,
+    pytorch: Option<(Vec<usize>, Vec<f32>)>,
+}
+
+/// delinea's evaluation logits of model folder `dir` on `input`.
+fn logits(dir: &Path, shape: [usize; 4], input: &[f32]) -> Vec<f32> {
+    let (model, _) = checkpoint::load::<Flex>(dir, &Default::default()).unwrap();
+    let x = Tensor::<Flex, 4>::from_data(TensorData::new(input.to_vec(), shape), &Default::default());
+    model.forward(x).into_data().to_vec::<f32>().unwrap()
+}
+
+/// Deterministic pseudo-random inputs in about [-2, 2].
+fn inputs(shape: [usize; 4], seed: u32) -> Vec<f32> {
+    let n = shape.iter().product::<usize>() as u32;
+    (0..n)
+        .map(|i| {
+            let h = (i ^ seed).wrapping_mul(2_654_435_761).rotate_left(13).wrapping_mul(40_503);
+            (h % 4001) as f32 / 1000.0 - 2.0
+        })
+        .collect()
+}
+
+fn case(model: &Path, name: &str, shape: [usize; 4], seed: u32) -> Case {
+    let input = inputs(shape, seed);
+    Case {
+        name: name.into(),
+        shape,
+        delinea: logits(model, shape, &input),
+        input,
+        pytorch: None,
+    }
+}
+
+/// Writes the cases as one safetensors file and runs check_onnx.py on `onnx`; its report, or
+/// `None` where ONNX Runtime is not installed (outside CI).
+fn check_onnx(onnx: &Path, cases: &[Case], dir: &Path) -> Option<serde_json::Value> {
+    if !reference_tool(
+        "onnxruntime and onnx (Python)",
+        Command::new("python3").args(["-c", "import onnxruntime, onnx, numpy"]),
+    ) {
+        return None;
+    }
+    let bytes = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+    let mut owned: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+    for c in cases {
+        let out_shape = {
+            let n = c.delinea.len() / (c.shape[0] * c.shape[2] * c.shape[3]);
+            vec![c.shape[0], n, c.shape[2], c.shape[3]]
+        };
+        owned.push((format!("input_{}", c.name), c.shape.to_vec(), bytes(&c.input)));
+        owned.push((format!("delinea_{}", c.name), out_shape, bytes(&c.delinea)));
+        if let Some((shape, values)) = &c.pytorch {
+            owned.push((format!("pytorch_{}", c.name), shape.clone(), bytes(values)));
+        }
+    }
+    let views: Vec<(String, safetensors::tensor::TensorView)> = owned
+        .iter()
+        .map(|(k, s, b)| (k.clone(), safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b).unwrap()))
+        .collect();
+    let file = dir.join("cases.safetensors");
+    std::fs::write(&file, safetensors::serialize(views, None).unwrap()).unwrap();
+    let o = Command::new("python3")
+        .arg(pytorch("check_onnx.py"))
+        .arg(onnx)
+        .arg(&file)
+        .output()
+        .unwrap();
+    println!("check_onnx.py: {}", String::from_utf8_lossy(&o.stdout).trim());
+    assert!(o.status.success(), "check_onnx.py: {}", describe(&o));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(report["opset"], serde_json::json!([17]));
+    assert_eq!(report["cases"].as_object().unwrap().len(), cases.len());
+    Some(report)
+}
+
+/// The paper code's checkpoint → delinea → ONNX: ONNX Runtime gives delinea's and PyTorch's
+/// logits (within 1e-4) at two slice sizes and batch sizes.
+#[test]
+fn a_pytorch_checkpoint_exported_to_onnx_runs_in_onnxruntime() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("imported");
+    let m = model.to_str().unwrap();
+    let said = run_ok(&["model", "import", pytorch("checkpoint.pth").to_str().unwrap(), "--out", m, "--slice-size", "16"]);
+    assert!(said.contains("features [2, 4, 8, 8, 16]") && said.contains("under `state_dict`"), "{said}");
+    let onnx = dir.path().join("model.onnx");
+    run_ok(&["model", "export", m, "--format", "onnx", "--out", onnx.to_str().unwrap()]);
+    let io = delinea::interop::read::read(&pytorch("io.safetensors")).unwrap().tensors;
+    let cases: Vec<Case> = [("16x16", [3, 1, 16, 16]), ("32x48", [2, 1, 32, 48])]
+        .into_iter()
+        .map(|(size, shape)| {
+            let input = io[&format!("small_input_{size}")].values.clone();
+            let torch = &io[&format!("small_logits_{size}")];
+            Case {
+                name: size.into(),
+                shape,
+                delinea: logits(&model, shape, &input),
+                input,
+                pytorch: Some((torch.shape.clone(), torch.values.clone())),
+            }
+        })
+        .collect();
+    if let Some(report) = check_onnx(&onnx, &cases, dir.path()) {
+        for size in ["16x16", "32x48"] {
+            let row = &report["cases"][size];
+            assert!(row["pytorch"].as_f64().unwrap() <= 1e-4, "{row}");
+        }
+        let keys = report["metadata"].to_string();
+        assert!(keys.contains("delinea.preprocessing") && keys.contains("delinea.input"), "{keys}");
+    }
+}
+
+/// A model delinea trained leaves as safetensors and comes back predicting the same bytes; as
+/// ONNX (another depth and widths) it runs in ONNX Runtime at two sizes and batches.
+#[test]
+fn a_delinea_model_goes_out_and_comes_back_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = tiny_cohort(&dir.path().join("cohort"), 7);
+    let model = tiny_model(&manifest, &dir.path().join("model"), 3);
+    let st = dir.path().join("model.safetensors");
+    let said = run_ok(&["model", "export", &model, "--format", "safetensors", "--out", st.to_str().unwrap()]);
+    assert!(said.contains("(76 tensors)"), "{said}"); // 3 levels: 5 blocks × (12 + 2 counters), 2 ups × 2, head 2
+    let back = dir.path().join("back");
+    run_ok(&["model", "import", st.to_str().unwrap(), "--out", back.to_str().unwrap()]);
+    let (a, b) = (checkpoint::load_card(Path::new(&model)).unwrap(), checkpoint::load_card(&back).unwrap());
+    assert_eq!((&a.architecture, &a.preprocessing), (&b.architecture, &b.preprocessing));
+    for (m, out) in [(model.as_str(), "pred-a"), (back.to_str().unwrap(), "pred-b")] {
+        let o = dir.path().join(out);
+        let args = ["predict", "--model", m, "--input", &manifest, "--split", "test", "--device", "cpu", "--out"];
+        run_ok(&[&args[..], &[o.to_str().unwrap(), "--quiet"]].concat());
+    }
+    let masks = |d: &str| {
+        let mut v: Vec<_> = std::fs::read_dir(dir.path().join(d))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.to_string_lossy().ends_with(".nii.gz"))
+            .collect();
+        v.sort();
+        v
+    };
+    let (pa, pb) = (masks("pred-a"), masks("pred-b"));
+    assert!(!pa.is_empty() && pa.len() == pb.len());
+    for (x, y) in pa.iter().zip(&pb) {
+        assert_eq!(std::fs::read(x).unwrap(), std::fs::read(y).unwrap(), "{} differs", y.display());
+    }
+    let onnx = dir.path().join("model.onnx");
+    run_ok(&["model", "export", &model, "--format", "onnx", "--out", onnx.to_str().unwrap()]);
+    let m = Path::new(&model);
+    let cases = [case(m, "b2_32x32", [2, 1, 32, 32], 1), case(m, "b3_64x48", [3, 1, 64, 48], 2)];
+    check_onnx(&onnx, &cases, dir.path());
+}
+
+/// As a new user would: a PyTorch model of the paper's size (trained in PyTorch by
+/// train_paper_size.py) is imported, queried with STDR and adapted on the synthetic cohort,
+/// and the adapted model leaves as ONNX and safetensors.
+#[test]
+fn a_paper_size_pytorch_model_is_queried_adapted_and_exported() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    let manifest = tiny_cohort(&dir.path().join("cohort"), 3);
+    let said = run_ok(&["model", "import", pytorch("paper-size.pth").to_str().unwrap(), "--out", &p("source"), "--slice-size", "64"]);
+    assert!(said.contains("features [16, 32, 64, 128, 256]"), "{said}");
+    let card = checkpoint::load_card(Path::new(&p("source"))).unwrap();
+    assert_eq!(card.trainable_params, 1_944_034);
+    // Without reference points STDR is refused, saying what to do; entropy needs none.
+    let o = delinea(&[
+        "query", "--model", &p("source"), "--manifest", &manifest, "--centre", "C2", "--strategy", "stdr", "--device", "cpu", "--out", &p("x.json"),
+    ]);
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && e.contains("reference import") && e.contains("every other strategy"), "{e}");
+    run_ok(&[
+        "reference", "--model", &p("source"), "--manifest", &manifest, "--centre", "C1", "--k", "4", "--device", "cpu", "--out", &p("refs.json"), "--quiet",
+    ]);
+    let said = run_ok(&[
+        "query", "--model", &p("source"), "--refs", &p("refs.json"), "--manifest", &manifest, "--centre", "C2", "--strategy", "stdr", "--budget", "4", "--device", "cpu", "--out", &p("selection.json"),
+    ]);
+    assert!(said.contains("4 of"), "{said}");
+    run_ok(&[
+        "adapt", "--model", &p("source"), "--selection", &p("selection.json"), "--manifest", &manifest, "--centre", "C2", "--strategy", "finetune", "--iterations", "2", "--batch", "2", "--device", "cpu", "--out", &p("adapted"), "--quiet",
+    ]);
+    let adapted = checkpoint::load_card(Path::new(&p("adapted"))).unwrap();
+    assert_eq!(adapted.architecture, card.architecture);
+    run_ok(&["model", "export", &p("adapted"), "--format", "safetensors", "--out", &p("adapted.safetensors")]);
+    run_ok(&["model", "import", &p("adapted.safetensors"), "--out", &p("adapted-again")]);
+    run_ok(&["model", "export", &p("adapted"), "--format", "onnx", "--out", &p("adapted.onnx")]);
+    let m = dir.path().join("adapted");
+    let cases = [case(&m, "b2_64x64", [2, 1, 64, 64], 5), case(&m, "b1_128x96", [1, 1, 128, 96], 6)];
+    check_onnx(Path::new(&p("adapted.onnx")), &cases, dir.path());
+}
