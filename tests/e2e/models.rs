@@ -214,3 +214,46 @@ fn a_paper_size_pytorch_model_is_queried_adapted_and_exported() {
     let cases = [case(&m, "b2_64x64", [2, 1, 64, 64], 5), case(&m, "b1_128x96", [1, 1, 128, 96], 6)];
     check_onnx(Path::new(&p("adapted.onnx")), &cases, dir.path());
 }
+
+/// `experiment --source-model` adapts an imported PyTorch model without training a source, and
+/// `--source-references` uses imported centroids for STDR; a reference grid that does not
+/// agree with the config is refused.
+#[test]
+fn an_experiment_adapts_an_imported_source_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    let manifest = tiny_cohort(&dir.path().join("cohort"), 5);
+    run_ok(&["model", "import", pytorch("checkpoint.pth").to_str().unwrap(), "--out", &p("source"), "--slice-size", "32", "--quiet"]);
+    run_ok(&["reference", "import", pytorch("centroids.npy").to_str().unwrap(), "--model", &p("source"), "--out", &p("refs.json"), "--quiet"]);
+    std::fs::write(p("config.json"), r#"{"adaptation": {"iterations": 2, "batch": 2, "select": "last"}, "mc_samples": 2}"#).unwrap();
+    let args = [
+        "experiment", "--manifest", &manifest, "--source", "C1", "--targets", "C2", "--queries", "random,stdr", "--adapts", "finetune",
+        "--budget", "4", "--config", &p("config.json"), "--source-model", &p("source"), "--source-references", &p("refs.json"),
+        "--device", "cpu", "--jobs", "1", "--log-every", "0", "--out", &p("exp"),
+    ];
+    let o = delinea(&args);
+    assert!(o.status.success(), "{}", describe(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("source model: taken from"), "{err}");
+    let exp = dir.path().join("exp");
+    assert!(!exp.join("source/training-log.json").exists(), "no source training");
+    let card = checkpoint::load_card(&exp.join("source/model")).unwrap();
+    assert_eq!(card.imported.unwrap().file, "checkpoint.pth");
+    let refs = delinea::strategy::query::References::load(&exp.join("source/references.json")).unwrap();
+    assert_eq!(refs.centroids.len(), 5);
+    let results: serde_json::Value = serde_json::from_slice(&std::fs::read(exp.join("results.json")).unwrap()).unwrap();
+    let text = results.to_string();
+    assert!(text.contains("stdr+finetune") && text.contains("source-only"), "{text}");
+    // References described on another grid than the config's: refused, naming both.
+    std::fs::write(p("grid8.json"), r#"{"references": {"descriptor": {"grid": 8}}, "adaptation": {"iterations": 2, "batch": 2, "select": "last"}}"#).unwrap();
+    let mut bad = args.to_vec();
+    let (cfg, out) = (p("grid8.json"), p("exp2"));
+    let at = bad.iter().position(|a| *a == "--config").unwrap() + 1;
+    bad[at] = &cfg;
+    let last = bad.len() - 1;
+    bad[last] = &out;
+    let o = delinea(&bad);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{}", describe(&o));
+    assert!(err.contains("source_references") && err.contains("grid: 8"), "{err}");
+}

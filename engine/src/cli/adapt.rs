@@ -17,7 +17,7 @@ use super::{print_json, ExitStatus, Global};
 /// Adapt a source model to a target centre with a labelled selection.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The source model (a `delinea train` folder).
+    /// The source model (a model folder: `delinea train`'s or `delinea model import`'s).
     #[arg(long)]
     model: PathBuf,
     /// The selection whose labels arrived (`delinea query --out`).

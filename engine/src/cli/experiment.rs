@@ -50,6 +50,14 @@ pub struct ExperimentArgs {
     /// Source training iterations.
     #[arg(long, value_name = "N")]
     source_iterations: Option<usize>,
+    /// An existing source model folder to adapt instead of training one (`delinea train`'s, or
+    /// `delinea model import`'s from PyTorch); the config's `source_model`.
+    #[arg(long, value_name = "DIR")]
+    source_model: Option<PathBuf>,
+    /// Existing source reference points for STDR (`delinea reference [import]`); the config's
+    /// `source_references`. Default: computed from the source centre's training cases.
+    #[arg(long, value_name = "FILE")]
+    source_references: Option<PathBuf>,
     /// Adaptation iterations.
     #[arg(long, value_name = "N")]
     adapt_iterations: Option<usize>,
@@ -144,6 +152,8 @@ fn config(args: &ExperimentArgs) -> anyhow::Result<ExperimentConfig> {
     c.mc_samples = args.mc.unwrap_or(c.mc_samples);
     c.references.k = args.k.unwrap_or(c.references.k);
     c.source.iterations = args.source_iterations.unwrap_or(c.source.iterations);
+    c.source_model = args.source_model.clone().or(c.source_model);
+    c.source_references = args.source_references.clone().or(c.source_references);
     c.adaptation.iterations = args.adapt_iterations.unwrap_or(c.adaptation.iterations);
     c.adaptation.batch = args.adapt_batch.unwrap_or(c.adaptation.batch);
     c.adaptation.lr = args.adapt_lr.unwrap_or(c.adaptation.lr);
@@ -312,6 +322,7 @@ impl Printer {
                 eprintln!("cohort: wrote {} in {}", path.display(), duration(*seconds))
             }
             Event::SourceStarted { slices } => eprintln!("source model: training on {slices} slices"),
+            Event::SourceTaken { from } => eprintln!("source model: taken from {} (not trained)", from.display()),
             Event::Source { reused: true, .. } => eprintln!("source model: trained earlier, reused"),
             Event::Source {
                 best_val_dsc, seconds, ..

@@ -24,7 +24,7 @@ use super::{print_json, ExitStatus, Global};
 /// per-slice scores (and descriptors) goes to `<out>/predictions.json`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Checkpoint folder written by `delinea train`.
+    /// A model folder (written by `delinea train`, `adapt` or `model import`).
     #[arg(long)]
     model: PathBuf,
     /// A NIfTI file, a folder of them, a DICOM series folder or file, or a dataset manifest (.json).

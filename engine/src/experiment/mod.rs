@@ -284,6 +284,11 @@ pub enum Event {
         /// Training slices.
         slices: usize,
     },
+    /// The source model was taken from the config's `source_model` (not trained).
+    SourceTaken {
+        /// The folder it came from.
+        from: PathBuf,
+    },
     /// The source model was trained, or found from an earlier run.
     Source {
         /// Found rather than trained.

@@ -194,12 +194,8 @@ impl<B: AutodiffBackend> Runner<'_, '_, B> {
         }
         if let Some(from) = &plan.config.source_model {
             store.take_source_model(from)?;
-            self.emit(Event::Source {
-                reused: true,
-                best_val_dsc: None,
-                seconds: start.elapsed().as_secs_f64(),
-            });
-            return Ok(Some(json!({"taken_from": from})));
+            self.emit(Event::SourceTaken { from: from.clone() });
+            return Ok(Some(json!({"taken_from": from, "seconds": start.elapsed().as_secs_f64()})));
         }
         let config = &plan.config.source;
         let data = TrainingData::load(&plan.manifest, std::slice::from_ref(&plan.source), None, config)?;
