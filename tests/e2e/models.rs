@@ -257,3 +257,45 @@ fn an_experiment_adapts_an_imported_source_model() {
     assert_eq!(o.status.code(), Some(2), "{}", describe(&o));
     assert!(err.contains("source_references") && err.contains("grid: 8"), "{err}");
 }
+
+/// The drop folder and scripts take an imported model (and imported reference points) as they
+/// take any other: `watch --once` predicts and ranks a scan with it, `load_model` opens it.
+#[test]
+fn the_drop_folder_and_scripts_use_an_imported_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let p = |name: &str| d.join(name).to_str().unwrap().to_string();
+    let manifest = tiny_cohort(&d.join("cohort"), 9);
+    run_ok(&["model", "import", pytorch("checkpoint.pth").to_str().unwrap(), "--out", &p("source"), "--slice-size", "32", "--quiet"]);
+    run_ok(&["reference", "import", pytorch("centroids.pt").to_str().unwrap(), "--model", &p("source"), "--out", &p("refs.json"), "--quiet"]);
+    let job = serde_json::json!({
+        "format": "delinea-job", "name": "imported model", "model": p("source"), "device": "cpu", "centre": "target",
+        "outputs": {"mask": true, "probability": false, "uncertainty": false, "stdr_distance": true},
+        "query": {"strategy": "stdr", "references": p("refs.json"), "budget": "1", "unit": "volume"},
+    });
+    std::fs::write(p("job.json"), job.to_string()).unwrap();
+    let m: serde_json::Value = serde_json::from_slice(&std::fs::read(&manifest).unwrap()).unwrap();
+    let image = m["cases"][0]["image"].as_str().unwrap();
+    std::fs::create_dir_all(p("in")).unwrap();
+    std::fs::copy(d.join("cohort").join(image), d.join("in/scan-1.nii.gz")).unwrap();
+    let o = delinea(&["watch", "--job", &p("job.json"), "--inbox", &p("in"), "--outbox", &p("out"), "--once"]);
+    assert!(o.status.success(), "{}", describe(&o));
+    let cases = d.join("out/cases");
+    let case = std::fs::read_dir(&cases).unwrap().next().expect("one case out").unwrap().path();
+    let files: Vec<String> = std::fs::read_dir(&case)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(files.iter().any(|f| f.starts_with("mask")), "{files:?}");
+    assert!(d.join("out/label-next.csv").is_file());
+
+    std::fs::write(p("s.rhai"), "let m = load_model(\"source\");\nlet v = load_volume(\"in.nii.gz\");\nlet r = m.predict(v);\nr.mask.geometry().dims\n").unwrap();
+    std::fs::copy(d.join("cohort").join(image), d.join("in.nii.gz")).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_delinea"))
+        .current_dir(d)
+        .args(["run", "s.rhai", "--allow", ".", "--device", "cpu"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", describe(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("32"), "{}", describe(&o));
+}

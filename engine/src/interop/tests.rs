@@ -47,14 +47,15 @@ fn max_diff(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
 }
 
-/// The paper code's checkpoint, a bare state_dict with `module.`, and safetensors all give
+/// The paper code's checkpoint, a bare state_dict with `module.`, the pre-1.6 pickle format
+/// and safetensors all give
 /// PyTorch's outputs (within 1e-4) at two slice sizes and batch sizes, for two networks.
 #[test]
 fn imported_networks_give_pytorchs_outputs() {
     let _rng = crate::model::rng_lock();
     let dir = tempfile::tempdir().unwrap();
     let io = io();
-    for name in ["checkpoint.pth", "state_dict.pth", "model.safetensors"] {
+    for name in ["checkpoint.pth", "state_dict.pth", "legacy.pth", "model.safetensors"] {
         let model = import(name, dir.path());
         for size in ["16x16", "32x48"] {
             let want = &io[&format!("small_logits_{size}")].values;

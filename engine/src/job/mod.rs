@@ -163,7 +163,8 @@ impl Default for Prediction {
 pub struct Query {
     /// A query strategy name: `stdr`, `entropy`, …, `script:PATH`, `plugin:PATH`. Default `stdr`.
     pub strategy: String,
-    /// The source references file (`delinea reference`), needed by `stdr`.
+    /// The source references file (`delinea reference`, or `delinea reference import` of the
+    /// source side's centroids), needed by `stdr`.
     pub references: Option<PathBuf>,
     /// How many to list: a count (`10`), a fraction (`0.2`) or a percentage (`20%`) of the
     /// unlabelled pool. Default `20%`.

@@ -70,7 +70,9 @@ impl Ranker {
             return Err(bad(
                 "query.references",
                 format!(
-                    "{} ranks by the distance to source references: name the references file",
+                    "{} ranks by the distance to source references: name the references file (from \
+                     `delinea reference`, or `delinea reference import` of the source side's centroids); \
+                     every other strategy works without one",
                     strategy.name()
                 ),
             ));
