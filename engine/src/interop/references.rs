@@ -179,13 +179,16 @@ fn read_pt(path: &Path) -> Result<Matrix, String> {
     let snapshot = match obj {
         Object::TorchParam(s) => s,
         Object::Dict(d) => {
-            let mut tensors = d.into_values().filter_map(|v| match v {
-                Object::TorchParam(s) => Some(s),
-                _ => None,
-            });
-            match (tensors.next(), tensors.next()) {
-                (Some(s), None) => s,
-                _ => return Err("a dict that does not hold exactly one tensor".into()),
+            let mut tensors: Vec<_> = d
+                .into_values()
+                .filter_map(|v| match v {
+                    Object::TorchParam(s) => Some(s),
+                    _ => None,
+                })
+                .collect();
+            match tensors.len() {
+                1 => tensors.remove(0),
+                n => return Err(format!("a dict of {n} tensors (a model's state_dict?), not one K × 256 tensor")),
             }
         }
         _ => return Err("it holds no tensor (a NumPy array pickled by torch.save: save it with numpy.save)".into()),
