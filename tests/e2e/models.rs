@@ -42,7 +42,10 @@ fn inputs(shape: [usize; 4], seed: u32) -> Vec<f32> {
     let n = shape.iter().product::<usize>() as u32;
     (0..n)
         .map(|i| {
-            let h = (i ^ seed).wrapping_mul(2_654_435_761).rotate_left(13).wrapping_mul(40_503);
+            let h = (i ^ seed)
+                .wrapping_mul(2_654_435_761)
+                .rotate_left(13)
+                .wrapping_mul(40_503);
             (h % 4001) as f32 / 1000.0 - 2.0
         })
         .collect()
@@ -83,7 +86,12 @@ fn check_onnx(onnx: &Path, cases: &[Case], dir: &Path) -> Option<serde_json::Val
     }
     let views: Vec<(String, safetensors::tensor::TensorView)> = owned
         .iter()
-        .map(|(k, s, b)| (k.clone(), safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b).unwrap()))
+        .map(|(k, s, b)| {
+            (
+                k.clone(),
+                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b).unwrap(),
+            )
+        })
         .collect();
     let file = dir.join("cases.safetensors");
     std::fs::write(&file, safetensors::serialize(views, None).unwrap()).unwrap();
@@ -108,11 +116,32 @@ fn a_pytorch_checkpoint_exported_to_onnx_runs_in_onnxruntime() {
     let dir = tempfile::tempdir().unwrap();
     let model = dir.path().join("imported");
     let m = model.to_str().unwrap();
-    let said = run_ok(&["model", "import", pytorch("checkpoint.pth").to_str().unwrap(), "--out", m, "--slice-size", "16"]);
-    assert!(said.contains("features [2, 4, 8, 8, 16]") && said.contains("under `state_dict`"), "{said}");
+    let said = run_ok(&[
+        "model",
+        "import",
+        pytorch("checkpoint.pth").to_str().unwrap(),
+        "--out",
+        m,
+        "--slice-size",
+        "16",
+    ]);
+    assert!(
+        said.contains("features [2, 4, 8, 8, 16]") && said.contains("under `state_dict`"),
+        "{said}"
+    );
     let onnx = dir.path().join("model.onnx");
-    run_ok(&["model", "export", m, "--format", "onnx", "--out", onnx.to_str().unwrap()]);
-    let io = delinea::interop::read::read(&pytorch("io.safetensors")).unwrap().tensors;
+    run_ok(&[
+        "model",
+        "export",
+        m,
+        "--format",
+        "onnx",
+        "--out",
+        onnx.to_str().unwrap(),
+    ]);
+    let io = delinea::interop::read::read(&pytorch("io.safetensors"))
+        .unwrap()
+        .tensors;
     let cases: Vec<Case> = [("16x16", [3, 1, 16, 16]), ("32x48", [2, 1, 32, 48])]
         .into_iter()
         .map(|(size, shape)| {
@@ -133,7 +162,10 @@ fn a_pytorch_checkpoint_exported_to_onnx_runs_in_onnxruntime() {
             assert!(row["pytorch"].as_f64().unwrap() <= 1e-4, "{row}");
         }
         let keys = report["metadata"].to_string();
-        assert!(keys.contains("delinea.preprocessing") && keys.contains("delinea.input"), "{keys}");
+        assert!(
+            keys.contains("delinea.preprocessing") && keys.contains("delinea.input"),
+            "{keys}"
+        );
     }
 }
 
@@ -145,15 +177,28 @@ fn a_delinea_model_goes_out_and_comes_back_the_same() {
     let manifest = tiny_cohort(&dir.path().join("cohort"), 7);
     let model = tiny_model(&manifest, &dir.path().join("model"), 3);
     let st = dir.path().join("model.safetensors");
-    let said = run_ok(&["model", "export", &model, "--format", "safetensors", "--out", st.to_str().unwrap()]);
+    let said = run_ok(&[
+        "model",
+        "export",
+        &model,
+        "--format",
+        "safetensors",
+        "--out",
+        st.to_str().unwrap(),
+    ]);
     assert!(said.contains("(76 tensors)"), "{said}"); // 3 levels: 5 blocks × (12 + 2 counters), 2 ups × 2, head 2
     let back = dir.path().join("back");
     run_ok(&["model", "import", st.to_str().unwrap(), "--out", back.to_str().unwrap()]);
-    let (a, b) = (checkpoint::load_card(Path::new(&model)).unwrap(), checkpoint::load_card(&back).unwrap());
+    let (a, b) = (
+        checkpoint::load_card(Path::new(&model)).unwrap(),
+        checkpoint::load_card(&back).unwrap(),
+    );
     assert_eq!((&a.architecture, &a.preprocessing), (&b.architecture, &b.preprocessing));
     for (m, out) in [(model.as_str(), "pred-a"), (back.to_str().unwrap(), "pred-b")] {
         let o = dir.path().join(out);
-        let args = ["predict", "--model", m, "--input", &manifest, "--split", "test", "--device", "cpu", "--out"];
+        let args = [
+            "predict", "--model", m, "--input", &manifest, "--split", "test", "--device", "cpu", "--out",
+        ];
         run_ok(&[&args[..], &[o.to_str().unwrap(), "--quiet"]].concat());
     }
     let masks = |d: &str| {
@@ -168,12 +213,28 @@ fn a_delinea_model_goes_out_and_comes_back_the_same() {
     let (pa, pb) = (masks("pred-a"), masks("pred-b"));
     assert!(!pa.is_empty() && pa.len() == pb.len());
     for (x, y) in pa.iter().zip(&pb) {
-        assert_eq!(std::fs::read(x).unwrap(), std::fs::read(y).unwrap(), "{} differs", y.display());
+        assert_eq!(
+            std::fs::read(x).unwrap(),
+            std::fs::read(y).unwrap(),
+            "{} differs",
+            y.display()
+        );
     }
     let onnx = dir.path().join("model.onnx");
-    run_ok(&["model", "export", &model, "--format", "onnx", "--out", onnx.to_str().unwrap()]);
+    run_ok(&[
+        "model",
+        "export",
+        &model,
+        "--format",
+        "onnx",
+        "--out",
+        onnx.to_str().unwrap(),
+    ]);
     let m = Path::new(&model);
-    let cases = [case(m, "b2_32x32", [2, 1, 32, 32], 1), case(m, "b3_64x48", [3, 1, 64, 48], 2)];
+    let cases = [
+        case(m, "b2_32x32", [2, 1, 32, 32], 1),
+        case(m, "b3_64x48", [3, 1, 64, 48], 2),
+    ];
     check_onnx(&onnx, &cases, dir.path());
 }
 
@@ -185,33 +246,129 @@ fn a_paper_size_pytorch_model_is_queried_adapted_and_exported() {
     let dir = tempfile::tempdir().unwrap();
     let p = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
     let manifest = tiny_cohort(&dir.path().join("cohort"), 3);
-    let said = run_ok(&["model", "import", pytorch("paper-size.pth").to_str().unwrap(), "--out", &p("source"), "--slice-size", "64"]);
+    let said = run_ok(&[
+        "model",
+        "import",
+        pytorch("paper-size.pth").to_str().unwrap(),
+        "--out",
+        &p("source"),
+        "--slice-size",
+        "64",
+    ]);
     assert!(said.contains("features [16, 32, 64, 128, 256]"), "{said}");
     let card = checkpoint::load_card(Path::new(&p("source"))).unwrap();
     assert_eq!(card.trainable_params, 1_944_034);
     // Without reference points STDR is refused, saying what to do; entropy needs none.
     let o = delinea(&[
-        "query", "--model", &p("source"), "--manifest", &manifest, "--centre", "C2", "--strategy", "stdr", "--device", "cpu", "--out", &p("x.json"),
+        "query",
+        "--model",
+        &p("source"),
+        "--manifest",
+        &manifest,
+        "--centre",
+        "C2",
+        "--strategy",
+        "stdr",
+        "--device",
+        "cpu",
+        "--out",
+        &p("x.json"),
     ]);
     let e = String::from_utf8_lossy(&o.stderr);
-    assert!(!o.status.success() && e.contains("reference import") && e.contains("every other strategy"), "{e}");
+    assert!(
+        !o.status.success() && e.contains("reference import") && e.contains("every other strategy"),
+        "{e}"
+    );
     run_ok(&[
-        "reference", "--model", &p("source"), "--manifest", &manifest, "--centre", "C1", "--k", "4", "--device", "cpu", "--out", &p("refs.json"), "--quiet",
+        "reference",
+        "--model",
+        &p("source"),
+        "--manifest",
+        &manifest,
+        "--centre",
+        "C1",
+        "--k",
+        "4",
+        "--device",
+        "cpu",
+        "--out",
+        &p("refs.json"),
+        "--quiet",
     ]);
     let said = run_ok(&[
-        "query", "--model", &p("source"), "--refs", &p("refs.json"), "--manifest", &manifest, "--centre", "C2", "--strategy", "stdr", "--budget", "4", "--device", "cpu", "--out", &p("selection.json"),
+        "query",
+        "--model",
+        &p("source"),
+        "--refs",
+        &p("refs.json"),
+        "--manifest",
+        &manifest,
+        "--centre",
+        "C2",
+        "--strategy",
+        "stdr",
+        "--budget",
+        "4",
+        "--device",
+        "cpu",
+        "--out",
+        &p("selection.json"),
     ]);
     assert!(said.contains("4 of"), "{said}");
     run_ok(&[
-        "adapt", "--model", &p("source"), "--selection", &p("selection.json"), "--manifest", &manifest, "--centre", "C2", "--strategy", "finetune", "--iterations", "2", "--batch", "2", "--device", "cpu", "--out", &p("adapted"), "--quiet",
+        "adapt",
+        "--model",
+        &p("source"),
+        "--selection",
+        &p("selection.json"),
+        "--manifest",
+        &manifest,
+        "--centre",
+        "C2",
+        "--strategy",
+        "finetune",
+        "--iterations",
+        "2",
+        "--batch",
+        "2",
+        "--device",
+        "cpu",
+        "--out",
+        &p("adapted"),
+        "--quiet",
     ]);
     let adapted = checkpoint::load_card(Path::new(&p("adapted"))).unwrap();
     assert_eq!(adapted.architecture, card.architecture);
-    run_ok(&["model", "export", &p("adapted"), "--format", "safetensors", "--out", &p("adapted.safetensors")]);
-    run_ok(&["model", "import", &p("adapted.safetensors"), "--out", &p("adapted-again")]);
-    run_ok(&["model", "export", &p("adapted"), "--format", "onnx", "--out", &p("adapted.onnx")]);
+    run_ok(&[
+        "model",
+        "export",
+        &p("adapted"),
+        "--format",
+        "safetensors",
+        "--out",
+        &p("adapted.safetensors"),
+    ]);
+    run_ok(&[
+        "model",
+        "import",
+        &p("adapted.safetensors"),
+        "--out",
+        &p("adapted-again"),
+    ]);
+    run_ok(&[
+        "model",
+        "export",
+        &p("adapted"),
+        "--format",
+        "onnx",
+        "--out",
+        &p("adapted.onnx"),
+    ]);
     let m = dir.path().join("adapted");
-    let cases = [case(&m, "b2_64x64", [2, 1, 64, 64], 5), case(&m, "b1_128x96", [1, 1, 128, 96], 6)];
+    let cases = [
+        case(&m, "b2_64x64", [2, 1, 64, 64], 5),
+        case(&m, "b1_128x96", [1, 1, 128, 96], 6),
+    ];
     check_onnx(Path::new(&p("adapted.onnx")), &cases, dir.path());
 }
 
@@ -223,13 +380,59 @@ fn an_experiment_adapts_an_imported_source_model() {
     let dir = tempfile::tempdir().unwrap();
     let p = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
     let manifest = tiny_cohort(&dir.path().join("cohort"), 5);
-    run_ok(&["model", "import", pytorch("checkpoint.pth").to_str().unwrap(), "--out", &p("source"), "--slice-size", "32", "--quiet"]);
-    run_ok(&["reference", "import", pytorch("centroids.npy").to_str().unwrap(), "--model", &p("source"), "--out", &p("refs.json"), "--quiet"]);
-    std::fs::write(p("config.json"), r#"{"adaptation": {"iterations": 2, "batch": 2, "select": "last"}, "mc_samples": 2}"#).unwrap();
+    run_ok(&[
+        "model",
+        "import",
+        pytorch("checkpoint.pth").to_str().unwrap(),
+        "--out",
+        &p("source"),
+        "--slice-size",
+        "32",
+        "--quiet",
+    ]);
+    run_ok(&[
+        "reference",
+        "import",
+        pytorch("centroids.npy").to_str().unwrap(),
+        "--model",
+        &p("source"),
+        "--out",
+        &p("refs.json"),
+        "--quiet",
+    ]);
+    std::fs::write(
+        p("config.json"),
+        r#"{"adaptation": {"iterations": 2, "batch": 2, "select": "last"}, "mc_samples": 2}"#,
+    )
+    .unwrap();
     let args = [
-        "experiment", "--manifest", &manifest, "--source", "C1", "--targets", "C2", "--queries", "random,stdr", "--adapts", "finetune",
-        "--budget", "4", "--config", &p("config.json"), "--source-model", &p("source"), "--source-references", &p("refs.json"),
-        "--device", "cpu", "--jobs", "1", "--log-every", "0", "--out", &p("exp"),
+        "experiment",
+        "--manifest",
+        &manifest,
+        "--source",
+        "C1",
+        "--targets",
+        "C2",
+        "--queries",
+        "random,stdr",
+        "--adapts",
+        "finetune",
+        "--budget",
+        "4",
+        "--config",
+        &p("config.json"),
+        "--source-model",
+        &p("source"),
+        "--source-references",
+        &p("refs.json"),
+        "--device",
+        "cpu",
+        "--jobs",
+        "1",
+        "--log-every",
+        "0",
+        "--out",
+        &p("exp"),
     ];
     let o = delinea(&args);
     assert!(o.status.success(), "{}", describe(&o));
@@ -245,7 +448,11 @@ fn an_experiment_adapts_an_imported_source_model() {
     let text = results.to_string();
     assert!(text.contains("stdr+finetune") && text.contains("source-only"), "{text}");
     // References described on another grid than the config's: refused, naming both.
-    std::fs::write(p("grid8.json"), r#"{"references": {"descriptor": {"grid": 8}}, "adaptation": {"iterations": 2, "batch": 2, "select": "last"}}"#).unwrap();
+    std::fs::write(
+        p("grid8.json"),
+        r#"{"references": {"descriptor": {"grid": 8}}, "adaptation": {"iterations": 2, "batch": 2, "select": "last"}}"#,
+    )
+    .unwrap();
     let mut bad = args.to_vec();
     let (cfg, out) = (p("grid8.json"), p("exp2"));
     let at = bad.iter().position(|a| *a == "--config").unwrap() + 1;
@@ -266,8 +473,26 @@ fn the_drop_folder_and_scripts_use_an_imported_model() {
     let d = dir.path();
     let p = |name: &str| d.join(name).to_str().unwrap().to_string();
     let manifest = tiny_cohort(&d.join("cohort"), 9);
-    run_ok(&["model", "import", pytorch("checkpoint.pth").to_str().unwrap(), "--out", &p("source"), "--slice-size", "32", "--quiet"]);
-    run_ok(&["reference", "import", pytorch("centroids.pt").to_str().unwrap(), "--model", &p("source"), "--out", &p("refs.json"), "--quiet"]);
+    run_ok(&[
+        "model",
+        "import",
+        pytorch("checkpoint.pth").to_str().unwrap(),
+        "--out",
+        &p("source"),
+        "--slice-size",
+        "32",
+        "--quiet",
+    ]);
+    run_ok(&[
+        "reference",
+        "import",
+        pytorch("centroids.pt").to_str().unwrap(),
+        "--model",
+        &p("source"),
+        "--out",
+        &p("refs.json"),
+        "--quiet",
+    ]);
     let job = serde_json::json!({
         "format": "delinea-job", "name": "imported model", "model": p("source"), "device": "cpu", "centre": "target",
         "outputs": {"mask": true, "probability": false, "uncertainty": false, "stdr_distance": true},
@@ -278,10 +503,24 @@ fn the_drop_folder_and_scripts_use_an_imported_model() {
     let image = m["cases"][0]["image"].as_str().unwrap();
     std::fs::create_dir_all(p("in")).unwrap();
     std::fs::copy(d.join("cohort").join(image), d.join("in/scan-1.nii.gz")).unwrap();
-    let o = delinea(&["watch", "--job", &p("job.json"), "--inbox", &p("in"), "--outbox", &p("out"), "--once"]);
+    let o = delinea(&[
+        "watch",
+        "--job",
+        &p("job.json"),
+        "--inbox",
+        &p("in"),
+        "--outbox",
+        &p("out"),
+        "--once",
+    ]);
     assert!(o.status.success(), "{}", describe(&o));
     let cases = d.join("out/cases");
-    let case = std::fs::read_dir(&cases).unwrap().next().expect("one case out").unwrap().path();
+    let case = std::fs::read_dir(&cases)
+        .unwrap()
+        .next()
+        .expect("one case out")
+        .unwrap()
+        .path();
     let files: Vec<String> = std::fs::read_dir(&case)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

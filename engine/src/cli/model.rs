@@ -72,7 +72,8 @@ fn import(args: ImportArgs, global: Global) -> anyhow::Result<ExitStatus> {
         Some(path) => {
             let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
             let mut de = serde_json::Deserializer::from_str(&text);
-            serde_path_to_error::deserialize(&mut de).with_context(|| format!("{} is not a valid import card", path.display()))?
+            serde_path_to_error::deserialize(&mut de)
+                .with_context(|| format!("{} is not a valid import card", path.display()))?
         }
         None => ImportCard::default(),
     };
@@ -98,9 +99,20 @@ fn import(args: ImportArgs, global: Global) -> anyhow::Result<ExitStatus> {
             card.slice_size
         );
         if let Some(i) = imported {
-            let nested = i.nested_under.as_deref().map_or(String::new(), |k| format!(", under `{k}`"));
-            let prefix = i.prefix_removed.as_deref().map_or(String::new(), |p| format!(", `{p}` removed"));
-            println!("  {} sha256 {}{nested}{prefix}; ignored: {}", i.format, i.sha256, i.ignored.join(", "));
+            let nested = i
+                .nested_under
+                .as_deref()
+                .map_or(String::new(), |k| format!(", under `{k}`"));
+            let prefix = i
+                .prefix_removed
+                .as_deref()
+                .map_or(String::new(), |p| format!(", `{p}` removed"));
+            println!(
+                "  {} sha256 {}{nested}{prefix}; ignored: {}",
+                i.format,
+                i.sha256,
+                i.ignored.join(", ")
+            );
         }
     }
     Ok(ExitStatus::Success)

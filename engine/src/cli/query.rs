@@ -259,7 +259,9 @@ fn training_augmentation(card: &ModelCard) -> Augmentation {
 
 /// A flag `reference` needs when it computes.
 fn required<T>(value: Option<T>, flag: &str) -> anyhow::Result<T> {
-    value.ok_or_else(|| anyhow::anyhow!("{flag} is required to compute reference points (or: delinea reference import FILE)"))
+    value.ok_or_else(|| {
+        anyhow::anyhow!("{flag} is required to compute reference points (or: delinea reference import FILE)")
+    })
 }
 
 pub fn run_reference(args: ReferenceArgs, global: Global) -> anyhow::Result<ExitStatus> {
@@ -271,7 +273,10 @@ pub fn run_reference(args: ReferenceArgs, global: Global) -> anyhow::Result<Exit
         required(args.manifest, "--manifest")?,
         required(args.out, "--out")?,
     );
-    anyhow::ensure!(!args.centres.is_empty(), "--centre is required to compute reference points");
+    anyhow::ensure!(
+        !args.centres.is_empty(),
+        "--centre is required to compute reference points"
+    );
     let needs = query::Needs {
         stdr: true,
         ..Default::default()

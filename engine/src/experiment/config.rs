@@ -215,7 +215,10 @@ impl ExperimentConfig {
         }
         let (size, classes, from) = self.source_shape()?;
         if let Err(reason) = self.references.descriptor.kernel(size) {
-            return bad("references.descriptor", format!("at {from} slice size {size}: {reason}"));
+            return bad(
+                "references.descriptor",
+                format!("at {from} slice size {size}: {reason}"),
+            );
         }
         if self.references.k == 0 {
             return bad("references.k", "must be at least 1".into());

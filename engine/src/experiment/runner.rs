@@ -195,7 +195,9 @@ impl<B: AutodiffBackend> Runner<'_, '_, B> {
         if let Some(from) = &plan.config.source_model {
             store.take_source_model(from)?;
             self.emit(Event::SourceTaken { from: from.clone() });
-            return Ok(Some(json!({"taken_from": from, "seconds": start.elapsed().as_secs_f64()})));
+            return Ok(Some(
+                json!({"taken_from": from, "seconds": start.elapsed().as_secs_f64()}),
+            ));
         }
         let config = &plan.config.source;
         let data = TrainingData::load(&plan.manifest, std::slice::from_ref(&plan.source), None, config)?;

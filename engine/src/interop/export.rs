@@ -23,9 +23,13 @@ pub fn named_tensors(model: &UNet2d<Flex>) -> Result<Named, Error> {
     let mut out = BTreeMap::new();
     for snapshot in model.collect(None, None, false) {
         let path = snapshot.full_path();
-        let data = snapshot.to_data().map_err(|e| Error::Internal(format!("{path}: {e:?}")))?;
+        let data = snapshot
+            .to_data()
+            .map_err(|e| Error::Internal(format!("{path}: {e:?}")))?;
         let shape = data.shape.to_vec();
-        let values = data.into_vec::<f32>().map_err(|e| Error::Internal(format!("{path}: {e:?}")))?;
+        let values = data
+            .into_vec::<f32>()
+            .map_err(|e| Error::Internal(format!("{path}: {e:?}")))?;
         out.insert(path, (shape, values));
     }
     Ok(out)

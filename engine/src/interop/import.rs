@@ -67,7 +67,9 @@ struct StateDict {
 /// (which must not exist or be empty). Returns the card written.
 pub fn import_model(file: &Path, out: &Path, options: &ImportOptions) -> Result<ModelCard, Error> {
     if out.exists() && std::fs::read_dir(out).map(|mut d| d.next().is_some()).unwrap_or(true) {
-        return Err(Error::OutExists { path: out.to_path_buf() });
+        return Err(Error::OutExists {
+            path: out.to_path_buf(),
+        });
     }
     let bytes_sha = sha256_file(file)?;
     let read = read::read(file)?;
@@ -117,9 +119,7 @@ pub fn sha256_file(file: &Path) -> Result<String, Error> {
 fn state_dict(all: BTreeMap<String, Raw>) -> StateDict {
     let has = |prefix: &str| all.contains_key(&format!("{prefix}{}", pymic::FIRST_CONV));
     let nests = std::iter::once(String::new()).chain(NESTS.iter().map(|n| format!("{n}.")));
-    let candidates: Vec<(String, &str)> = nests
-        .flat_map(|n| [(n.clone(), ""), (n, DATA_PARALLEL)])
-        .collect();
+    let candidates: Vec<(String, &str)> = nests.flat_map(|n| [(n.clone(), ""), (n, DATA_PARALLEL)]).collect();
     let found = candidates.iter().find(|(n, m)| has(&format!("{n}{m}")));
     // Not found: the whole file is compared (and refused key by key), unless it nests
     // something under a known key, which is then what is compared.
@@ -283,7 +283,10 @@ fn build(
         path: file.to_path_buf(),
         problems: vec![reason],
     };
-    let mut model = arch.to_config().init::<Flex>(&device).map_err(|e| invalid(e.to_string()))?;
+    let mut model = arch
+        .to_config()
+        .init::<Flex>(&device)
+        .map_err(|e| invalid(e.to_string()))?;
     let snapshots: Vec<TensorSnapshot> = entries
         .iter()
         .filter_map(|e| {
@@ -295,8 +298,18 @@ fn build(
         .collect();
     let result = model.apply(snapshots, None, None, false);
     let mut problems: Vec<String> = result.errors.iter().map(|e| e.to_string()).collect();
-    problems.extend(result.missing.iter().map(|(p, _)| format!("delinea's `{p}` got no tensor")));
-    problems.extend(result.unused.iter().map(|p| format!("`{p}` has no place in delinea's network")));
+    problems.extend(
+        result
+            .missing
+            .iter()
+            .map(|(p, _)| format!("delinea's `{p}` got no tensor")),
+    );
+    problems.extend(
+        result
+            .unused
+            .iter()
+            .map(|p| format!("`{p}` has no place in delinea's network")),
+    );
     match problems.is_empty() {
         true => Ok(model),
         false => Err(Error::Mismatch {
@@ -311,7 +324,9 @@ fn ignored(tensors: &BTreeMap<String, Raw>, outside: usize) -> Vec<String> {
     let counters = tensors.keys().filter(|k| k.ends_with("num_batches_tracked")).count();
     let mut out = vec![format!("{counters} num_batches_tracked counters")];
     if outside > 0 {
-        out.push(format!("{outside} tensors outside the state_dict (an optimiser's state)"));
+        out.push(format!(
+            "{outside} tensors outside the state_dict (an optimiser's state)"
+        ));
     }
     out
 }

@@ -97,7 +97,12 @@ pub fn entries(arch: &Architecture) -> Vec<Entry> {
     }
     for i in 1..f.len() {
         let level = f.len() - 1 - i; // up1 ends at the level above the bottleneck
-        block(decoder_prefix(i), format!("decoder.{}.block", i - 1), 2 * f[level], f[level]);
+        block(
+            decoder_prefix(i),
+            format!("decoder.{}.block", i - 1),
+            2 * f[level],
+            f[level],
+        );
     }
     for i in 1..f.len() {
         let level = f.len() - 1 - i;
@@ -166,9 +171,18 @@ mod tests {
         assert_eq!(params, arch.to_config().trainable_params());
         assert_eq!(params, 1_944_034); // the reference's count (MODELS-AND-KERNELS.md)
         let up1 = e.iter().find(|e| e.pymic == "decoder.up1.up.weight").unwrap();
-        assert_eq!((up1.burn.as_str(), &up1.shape), ("decoder.0.up.weight", &vec![256, 128, 2, 2]));
-        let up4 = e.iter().find(|e| e.pymic == "decoder.up4.conv.conv_conv.0.weight").unwrap();
-        assert_eq!((up4.burn.as_str(), &up4.shape), ("decoder.3.block.conv1.weight", &vec![16, 32, 3, 3]));
+        assert_eq!(
+            (up1.burn.as_str(), &up1.shape),
+            ("decoder.0.up.weight", &vec![256, 128, 2, 2])
+        );
+        let up4 = e
+            .iter()
+            .find(|e| e.pymic == "decoder.up4.conv.conv_conv.0.weight")
+            .unwrap();
+        assert_eq!(
+            (up4.burn.as_str(), &up4.shape),
+            ("decoder.3.block.conv1.weight", &vec![16, 32, 3, 3])
+        );
         let names: std::collections::BTreeSet<_> = e.iter().map(|e| &e.burn).collect();
         assert_eq!(names.len(), e.len(), "each delinea path once");
     }

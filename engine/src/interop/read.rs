@@ -47,7 +47,9 @@ pub fn read(path: &Path) -> Result<Read, Error> {
     };
     let size = std::fs::metadata(path).map_err(|e| bad(e.to_string()))?.len();
     if size > MAX_FILE_BYTES {
-        return Err(bad(format!("{size} bytes, more than the {MAX_FILE_BYTES} a model file may have")));
+        return Err(bad(format!(
+            "{size} bytes, more than the {MAX_FILE_BYTES} a model file may have"
+        )));
     }
     let head = first_bytes(path).map_err(|e| bad(e.to_string()))?;
     // torch.save: a zip ("PK\x03\x04"), or before PyTorch 1.6 a pickle (protocol 2: 0x80 0x02).

@@ -29,11 +29,7 @@ pub struct Matrix {
 /// the only tensor of a dict) and makes the references of a model with `slice_size` slices:
 /// the row length must be a square `grid²` whose grid divides the slice size (256: the paper's
 /// 16 × 16). `descriptor` gives the channel and augmentation (its grid is taken from the file).
-pub fn import_references(
-    path: &Path,
-    slice_size: usize,
-    descriptor: DescriptorConfig,
-) -> Result<References, Error> {
+pub fn import_references(path: &Path, slice_size: usize, descriptor: DescriptorConfig) -> Result<References, Error> {
     let bad = |reason: String| Error::References {
         path: path.to_path_buf(),
         reason,
@@ -57,7 +53,10 @@ pub fn import_references(
         ));
     };
     if m.rows == 0 || m.values.iter().any(|v| !v.is_finite()) {
-        return Err(bad(format!("{} × {} values: needs at least one row, all finite", m.rows, m.cols)));
+        return Err(bad(format!(
+            "{} × {} values: needs at least one row, all finite",
+            m.rows, m.cols
+        )));
     }
     let grid = (m.cols as f64).sqrt().round() as usize;
     if grid * grid != m.cols {
@@ -67,9 +66,12 @@ pub fn import_references(
         )));
     }
     let descriptor = DescriptorConfig { grid, ..descriptor };
-    descriptor
-        .kernel(slice_size)
-        .map_err(|reason| bad(format!("{} × {grid} descriptor for {slice_size} × {slice_size} slices: {reason}", grid)))?;
+    descriptor.kernel(slice_size).map_err(|reason| {
+        bad(format!(
+            "{} × {grid} descriptor for {slice_size} × {slice_size} slices: {reason}",
+            grid
+        ))
+    })?;
     Ok(References {
         format: "delinea-references".into(),
         format_version: 2,
@@ -101,7 +103,9 @@ pub fn parse_npy(bytes: &[u8]) -> Result<Matrix, String> {
         d if d.starts_with("'<f8'") => 8,
         d => {
             let d = d.split(',').next().unwrap_or(d);
-            return Err(format!("element type {d}: reference points are little-endian float32 or float64 ('<f4', '<f8')"));
+            return Err(format!(
+                "element type {d}: reference points are little-endian float32 or float64 ('<f4', '<f8')"
+            ));
         }
     };
     if field("fortran_order")?.starts_with("True") {
@@ -116,17 +120,28 @@ pub fn parse_npy(bytes: &[u8]) -> Result<Matrix, String> {
         .split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
-        .map(|s| s.parse::<usize>().map_err(|_| format!("shape ({inside}) is not a tuple of sizes")))
+        .map(|s| {
+            s.parse::<usize>()
+                .map_err(|_| format!("shape ({inside}) is not a tuple of sizes"))
+        })
         .collect::<Result<_, _>>()?;
     let [rows, cols] = dims[..] else {
         return Err(format!("shape ({inside}): reference points are a K × 256 matrix"));
     };
-    let count = rows.checked_mul(cols).filter(|n| n.checked_mul(size).is_some_and(|b| b <= data.len()));
+    let count = rows
+        .checked_mul(cols)
+        .filter(|n| n.checked_mul(size).is_some_and(|b| b <= data.len()));
     let Some(count) = count else {
-        return Err(format!("shape ({inside}) of {size}-byte values but only {} data bytes", data.len()));
+        return Err(format!(
+            "shape ({inside}) of {size}-byte values but only {} data bytes",
+            data.len()
+        ));
     };
     let values = match size {
-        4 => data[..count * 4].chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
+        4 => data[..count * 4]
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect(),
         _ => data[..count * 8]
             .chunks_exact(8)
             .map(|b| f64::from_le_bytes(b.try_into().unwrap_or([0; 8])) as f32)
@@ -167,7 +182,10 @@ fn read_pt(path: &Path) -> Result<Matrix, String> {
         .ok_or("no data.pkl inside: not a torch.save file")?;
     let mut pickle = Vec::new();
     let entry = archive.by_name(&name).map_err(|e| e.to_string())?;
-    entry.take(64 << 20).read_to_end(&mut pickle).map_err(|e| e.to_string())?;
+    entry
+        .take(64 << 20)
+        .read_to_end(&mut pickle)
+        .map_err(|e| e.to_string())?;
     let source = Arc::new(LazyDataSource::from_zip(path).map_err(|e| e.to_string())?);
     let hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
@@ -188,17 +206,26 @@ fn read_pt(path: &Path) -> Result<Matrix, String> {
                 .collect();
             match tensors.len() {
                 1 => tensors.remove(0),
-                n => return Err(format!("a dict of {n} tensors (a model's state_dict?), not one K × 256 tensor")),
+                n => {
+                    return Err(format!(
+                        "a dict of {n} tensors (a model's state_dict?), not one K × 256 tensor"
+                    ))
+                }
             }
         }
         _ => return Err("it holds no tensor (a NumPy array pickled by torch.save: save it with numpy.save)".into()),
     };
     let shape = snapshot.shape.to_vec();
     let [rows, cols] = shape[..] else {
-        return Err(format!("a tensor of shape {shape:?}: reference points are a K × 256 matrix"));
+        return Err(format!(
+            "a tensor of shape {shape:?}: reference points are a K × 256 matrix"
+        ));
     };
     if !matches!(snapshot.dtype, DType::F32 | DType::F64 | DType::F16 | DType::BF16) {
-        return Err(format!("a tensor of {:?}: reference points are floating-point", snapshot.dtype));
+        return Err(format!(
+            "a tensor of {:?}: reference points are floating-point",
+            snapshot.dtype
+        ));
     }
     let data = snapshot.to_data().map_err(|e| format!("{e:?}"))?;
     let values = data.convert::<f32>().into_vec::<f32>().map_err(|e| format!("{e:?}"))?;

@@ -14,7 +14,9 @@ use crate::model::checkpoint;
 use crate::preprocess::Preprocessing;
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/pytorch").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures/pytorch")
+        .join(name)
 }
 
 fn io() -> BTreeMap<String, Raw> {
@@ -37,7 +39,9 @@ fn import(name: &str, dir: &Path) -> PathBuf {
 /// Evaluation-mode logits of model folder `dir` on `x`.
 fn logits(dir: &Path, x: &Raw) -> Vec<f32> {
     let (model, _) = checkpoint::load::<Flex>(dir, &Default::default()).unwrap();
-    let [n, c, h, w] = x.shape[..] else { panic!("{:?}", x.shape) };
+    let [n, c, h, w] = x.shape[..] else {
+        panic!("{:?}", x.shape)
+    };
     let input = Tensor::<Flex, 4>::from_data(TensorData::new(x.values.clone(), [n, c, h, w]), &Default::default());
     model.forward(input).into_data().to_vec::<f32>().unwrap()
 }
@@ -88,7 +92,11 @@ fn the_card_says_where_the_model_came_from() {
     assert_eq!(i.sha256, sha256_file(&fixture("checkpoint.pth")).unwrap());
     assert_eq!(i.sha256.len(), 64);
     assert_eq!(i.tensors, 118);
-    assert!(i.ignored.iter().any(|s| s.contains("18 num_batches_tracked")), "{:?}", i.ignored);
+    assert!(
+        i.ignored.iter().any(|s| s.contains("18 num_batches_tracked")),
+        "{:?}",
+        i.ignored
+    );
     assert_eq!(checkpoint::load_card(&out).unwrap().imported.unwrap().sha256, i.sha256);
     // A card file: preprocessing and dropout.
     let custom = ImportOptions {
@@ -107,13 +115,28 @@ fn write(path: &Path, tensors: &BTreeMap<String, Raw>) {
     let bytes: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = tensors
         .iter()
         .map(|(k, r)| match r.values.is_empty() {
-            true => (k.clone(), Dtype::I64, r.shape.clone(), vec![0; 8 * r.shape.iter().product::<usize>()]),
-            false => (k.clone(), Dtype::F32, r.shape.clone(), r.values.iter().flat_map(|v| v.to_le_bytes()).collect()),
+            true => (
+                k.clone(),
+                Dtype::I64,
+                r.shape.clone(),
+                vec![0; 8 * r.shape.iter().product::<usize>()],
+            ),
+            false => (
+                k.clone(),
+                Dtype::F32,
+                r.shape.clone(),
+                r.values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            ),
         })
         .collect();
     let views: Vec<(String, safetensors::tensor::TensorView)> = bytes
         .iter()
-        .map(|(k, d, s, b)| (k.clone(), safetensors::tensor::TensorView::new(*d, s.clone(), b).unwrap()))
+        .map(|(k, d, s, b)| {
+            (
+                k.clone(),
+                safetensors::tensor::TensorView::new(*d, s.clone(), b).unwrap(),
+            )
+        })
         .collect();
     std::fs::write(path, safetensors::serialize(views, None).unwrap()).unwrap();
 }
@@ -122,7 +145,9 @@ fn refusal(tensors: &BTreeMap<String, Raw>, dir: &Path, name: &str) -> String {
     let file = dir.join(format!("{name}.safetensors"));
     write(&file, tensors);
     let out = dir.join(name);
-    let e = import_model(&file, &out, &ImportOptions::default()).unwrap_err().to_string();
+    let e = import_model(&file, &out, &ImportOptions::default())
+        .unwrap_err()
+        .to_string();
     assert!(!out.exists(), "{name}: nothing may be written on a refusal");
     e
 }
@@ -139,16 +164,27 @@ fn wrong_files_are_refused_naming_the_key() {
     let moved = t.remove("decoder.up2.conv.conv_conv.4.bias").unwrap();
     t.insert("decoder.up2.conv.conv_conv.3.bias".into(), moved);
     let e = refusal(&t, dir.path(), "renamed");
-    assert!(e.contains("missing `decoder.up2.conv.conv_conv.4.bias` (expected shape [8])"), "{e}");
-    assert!(e.contains("unexpected `decoder.up2.conv.conv_conv.3.bias` (shape [8])"), "{e}");
+    assert!(
+        e.contains("missing `decoder.up2.conv.conv_conv.4.bias` (expected shape [8])"),
+        "{e}"
+    );
+    assert!(
+        e.contains("unexpected `decoder.up2.conv.conv_conv.3.bias` (shape [8])"),
+        "{e}"
+    );
 
     let mut t = good.clone();
     t.get_mut("decoder.up3.up.weight").unwrap().shape = vec![8, 4, 1, 4];
     let e = refusal(&t, dir.path(), "shape");
-    assert!(e.contains("`decoder.up3.up.weight` has shape [8, 4, 1, 4], the network wants [8, 4, 2, 2]"), "{e}");
+    assert!(
+        e.contains("`decoder.up3.up.weight` has shape [8, 4, 1, 4], the network wants [8, 4, 2, 2]"),
+        "{e}"
+    );
 
     let mut t = good.clone();
-    t.get_mut("encoder.down1.maxpool_conv.1.conv_conv.1.running_var").unwrap().values[0] = f32::NAN;
+    t.get_mut("encoder.down1.maxpool_conv.1.conv_conv.1.running_var")
+        .unwrap()
+        .values[0] = f32::NAN;
     let e = refusal(&t, dir.path(), "nan");
     assert!(e.contains("running_var` holds NaN"), "{e}");
 
@@ -156,23 +192,42 @@ fn wrong_files_are_refused_naming_the_key() {
         .into_iter()
         .map(|(k, s)| {
             let n = s.iter().product();
-            (k.to_string(), Raw { shape: s, dtype: "F32".into(), values: vec![0.5; n] })
+            (
+                k.to_string(),
+                Raw {
+                    shape: s,
+                    dtype: "F32".into(),
+                    values: vec![0.5; n],
+                },
+            )
         })
         .collect();
     let e = refusal(&other, dir.path(), "other");
     assert!(e.contains("is not the PyMIC/SSL4MIS UNet"), "{e}");
-    assert!(e.contains("none of its 118 keys is there (the first is `encoder.in_conv.conv_conv.0.weight`, shape [16, 1, 3, 3])"), "{e}");
+    assert!(
+        e.contains(
+            "none of its 118 keys is there (the first is `encoder.in_conv.conv_conv.0.weight`, shape [16, 1, 3, 3])"
+        ),
+        "{e}"
+    );
     assert!(e.contains("unexpected `fc.weight` (shape [2, 3])"), "{e}");
 
     // Not a model file at all, and a truncated one.
     let junk = dir.path().join("junk.pth");
     std::fs::write(&junk, b"hello, this is not a checkpoint").unwrap();
-    let e = import_model(&junk, &dir.path().join("j"), &ImportOptions::default()).unwrap_err().to_string();
-    assert!(e.contains("junk.pth") && e.contains("neither a PyTorch checkpoint"), "{e}");
+    let e = import_model(&junk, &dir.path().join("j"), &ImportOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("junk.pth") && e.contains("neither a PyTorch checkpoint"),
+        "{e}"
+    );
     let bytes = std::fs::read(fixture("checkpoint.pth")).unwrap();
     let cut = dir.path().join("cut.pth");
     std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
-    let e = import_model(&cut, &dir.path().join("k"), &ImportOptions::default()).unwrap_err().to_string();
+    let e = import_model(&cut, &dir.path().join("k"), &ImportOptions::default())
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("cut.pth"), "{e}");
     assert!(!dir.path().join("k").exists());
 
@@ -210,7 +265,11 @@ fn export_gives_back_the_fixtures_tensors_and_reimports_identically() {
     for (k, want) in &fixture.tensors {
         let got = &exported.tensors[k];
         assert_eq!((&got.shape, &got.dtype), (&want.shape, &want.dtype), "{k}");
-        let same = got.values.iter().zip(&want.values).all(|(a, b)| a.to_bits() == b.to_bits());
+        let same = got
+            .values
+            .iter()
+            .zip(&want.values)
+            .all(|(a, b)| a.to_bits() == b.to_bits());
         assert!(same && got.values.len() == want.values.len(), "{k} differs");
     }
     let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
@@ -236,7 +295,10 @@ fn reference_points_come_in_from_npy_and_pt() {
     let a = import_references(&fixture("centroids.npy"), 256, descriptor).unwrap();
     let b = import_references(&fixture("centroids64.npy"), 256, descriptor).unwrap();
     let c = import_references(&fixture("centroids.pt"), 64, descriptor).unwrap();
-    assert_eq!((a.centroids.len(), a.centroids[0].len(), a.descriptor.grid), (5, 256, 16));
+    assert_eq!(
+        (a.centroids.len(), a.centroids[0].len(), a.descriptor.grid),
+        (5, 256, 16)
+    );
     assert_eq!(a.centroids, b.centroids);
     assert_eq!(a.centroids, c.centroids);
     let dir = tempfile::tempdir().unwrap();

@@ -14,6 +14,7 @@
 //! reference network's names (`encoder.in_conv.conv_conv.0.weight`, …), as `torch.onnx.export`
 //! would name them.
 
+#[rustfmt::skip]
 #[allow(clippy::all, clippy::pedantic, missing_docs, rustdoc::all)]
 pub mod proto;
 
@@ -74,7 +75,14 @@ impl Graph {
     }
 
     /// Adds node `name` whose output is `output`.
-    fn node_to(&mut self, op: &str, name: &str, inputs: &[&str], attributes: Vec<AttributeProto>, output: &str) -> String {
+    fn node_to(
+        &mut self,
+        op: &str,
+        name: &str,
+        inputs: &[&str],
+        attributes: Vec<AttributeProto>,
+        output: &str,
+    ) -> String {
         self.nodes.push(NodeProto {
             input: inputs.iter().map(|s| s.to_string()).collect(),
             output: vec![output.to_string()],
@@ -142,8 +150,18 @@ fn block(g: &mut Graph, p: &str, x: &str, card: &ModelCard) -> String {
         let bn = format!("{p}.{bn}");
         let stats = ["weight", "bias", "running_mean", "running_var"].map(|s| format!("{bn}.{s}"));
         let inputs = [x.as_str(), &stats[0], &stats[1], &stats[2], &stats[3]];
-        x = g.node("BatchNormalization", &bn, &inputs, vec![float("epsilon", arch.bn_epsilon)]);
-        x = g.node("LeakyRelu", &format!("{p}.{act}"), &[&x], vec![float("alpha", arch.negative_slope)]);
+        x = g.node(
+            "BatchNormalization",
+            &bn,
+            &inputs,
+            vec![float("epsilon", arch.bn_epsilon)],
+        );
+        x = g.node(
+            "LeakyRelu",
+            &format!("{p}.{act}"),
+            &[&x],
+            vec![float("alpha", arch.negative_slope)],
+        );
     }
     x
 }
