@@ -253,7 +253,11 @@ fn finish(
             report.ran + report.skipped,
             report.ran,
             report.skipped,
-            if report.source_reused { "reused" } else { "trained" },
+            match (&report.source_taken, report.source_reused) {
+                (Some(dir), _) => format!("taken from {}", dir.display()),
+                (None, true) => "reused".into(),
+                (None, false) => "trained".into(),
+            },
             duration(start.elapsed().as_secs_f64()),
             report
                 .out

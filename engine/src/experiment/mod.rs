@@ -383,6 +383,9 @@ pub struct Report {
     pub others: usize,
     /// Whether the source model came from an earlier invocation (or another shard).
     pub source_reused: bool,
+    /// The config's `source_model`, when the source model was taken rather than trained.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_taken: Option<PathBuf>,
     /// Wall time, seconds.
     pub seconds: f64,
     /// Runs of the experiment not finished yet (by other shards), `domain/method`: the pooled
@@ -443,6 +446,7 @@ pub fn run(experiment: &Experiment, device: Device, progress: &mut dyn FnMut(&Ev
         skipped: counts.skipped,
         others: counts.others,
         source_reused: counts.source_reused,
+        source_taken: plan.config.source_model.clone(),
         seconds: start.elapsed().as_secs_f64(),
         pending,
         markdown: results.as_ref().map(table::markdown).unwrap_or_default(),
@@ -477,6 +481,7 @@ pub fn gather(out: &Path) -> Result<Report, Error> {
         skipped: plan.domains.len() * plan.methods.len(),
         others: 0,
         source_reused: true,
+        source_taken: plan.config.source_model.clone(),
         seconds: start.elapsed().as_secs_f64(),
         pending,
         markdown: table::markdown(&results),

@@ -26,6 +26,9 @@ pub const META_ARCHITECTURE: &str = "delinea.architecture";
 /// The preprocessing recorded by delinea's export.
 pub const META_PREPROCESSING: &str = "delinea.preprocessing";
 
+/// A safetensors file's `__metadata__`.
+type Meta = std::collections::HashMap<String, String>;
+
 /// What a state_dict cannot say, given by `--card`: every field optional; the paper's values
 /// (or what a delinea export recorded) stand for the rest.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -72,10 +75,14 @@ pub fn import_model(file: &Path, out: &Path, options: &ImportOptions) -> Result<
         });
     }
     let bytes_sha = sha256_file(file)?;
-    let read = read::read(file)?;
-    let arch = architecture(&read, file, options)?;
-    let preprocessing = preprocessing(&read, file, options, arch.features.len())?;
-    let dict = state_dict(read.tensors);
+    let Read {
+        format,
+        tensors,
+        metadata,
+    } = read::read(file)?;
+    let dict = state_dict(tensors);
+    let arch = architecture(&dict, &metadata, file, options)?;
+    let preprocessing = preprocessing(&metadata, file, options, arch.features.len())?;
     let entries = pymic::entries(&arch);
     check(&dict.tensors, &entries, file)?;
     let model = build(&arch, &dict.tensors, &entries, file)?;
@@ -83,7 +90,7 @@ pub fn import_model(file: &Path, out: &Path, options: &ImportOptions) -> Result<
     card.imported = Some(ImportRecord {
         file: file_name(file),
         sha256: bytes_sha,
-        format: read.format.into(),
+        format: format.into(),
         nested_under: dict.nested_under,
         prefix_removed: dict.prefix,
         mapping: pymic::MAPPING.into(),
@@ -148,12 +155,11 @@ fn state_dict(all: BTreeMap<String, Raw>) -> StateDict {
     }
 }
 
-/// The five-level architecture of the file's shapes, with the card's (or the export's, or the
+/// The architecture of the state_dict's shapes, with the card's (or the export's, or the
 /// paper's) dropout and batch-norm settings.
-fn architecture(read: &Read, file: &Path, options: &ImportOptions) -> Result<Architecture, Error> {
-    let exported: Option<Architecture> = metadata(read, META_ARCHITECTURE, file)?;
+fn architecture(dict: &StateDict, meta: &Meta, file: &Path, options: &ImportOptions) -> Result<Architecture, Error> {
+    let exported: Option<Architecture> = metadata(meta, META_ARCHITECTURE, file)?;
     let base = exported.unwrap_or_default();
-    let dict = state_dict(read.tensors.clone());
     let shape_of = |k: &str| dict.tensors.get(k).map(|r| r.shape.clone());
     let (in_channels, features, classes) = match pymic::infer(shape_of) {
         Some(found) => found,
@@ -191,8 +197,8 @@ fn unreachable_mismatch<T>(file: &Path) -> Result<T, Error> {
 }
 
 /// The preprocessing: `--slice-size` over `--card` over the export's over the paper's.
-fn preprocessing(read: &Read, file: &Path, options: &ImportOptions, levels: usize) -> Result<Preprocessing, Error> {
-    let exported: Option<Preprocessing> = metadata(read, META_PREPROCESSING, file)?;
+fn preprocessing(meta: &Meta, file: &Path, options: &ImportOptions, levels: usize) -> Result<Preprocessing, Error> {
+    let exported: Option<Preprocessing> = metadata(meta, META_PREPROCESSING, file)?;
     let mut p = options.card.preprocessing.clone().or(exported).unwrap_or_default();
     if let Some(size) = options.slice_size {
         p.slice_size = size;
@@ -211,8 +217,8 @@ fn preprocessing(read: &Read, file: &Path, options: &ImportOptions, levels: usiz
 }
 
 /// A JSON value delinea's export recorded in a safetensors file's metadata.
-fn metadata<T: serde::de::DeserializeOwned>(read: &Read, key: &str, file: &Path) -> Result<Option<T>, Error> {
-    let Some(text) = read.metadata.get(key) else {
+fn metadata<T: serde::de::DeserializeOwned>(meta: &Meta, key: &str, file: &Path) -> Result<Option<T>, Error> {
+    let Some(text) = meta.get(key) else {
         return Ok(None);
     };
     serde_json::from_str(text).map(Some).map_err(|e| Error::File {
