@@ -173,10 +173,25 @@ pub fn main() -> ExitCode {
     match result {
         Ok(status) => status.into(),
         Err(e) => {
-            eprintln!("delinea: error: {e:#}");
+            eprintln!("delinea: error: {}", describe(&e));
             failure(&e).into()
         }
     }
+}
+
+/// The error and its causes joined with ": ", leaving out a cause whose text the message so far
+/// already ends with (an error that quotes its source in its own message).
+fn describe(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.is_empty() {
+            out = text;
+        } else if !out.ends_with(&text) {
+            out = format!("{out}: {text}");
+        }
+    }
+    out
 }
 
 /// Exit 75 for an error that may pass by itself (retry), else 2.
