@@ -437,7 +437,10 @@ fn an_experiment_adapts_an_imported_source_model() {
     let o = delinea(&args);
     assert!(o.status.success(), "{}", describe(&o));
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("source model: taken from") && err.contains("source model taken from"), "{err}");
+    assert!(
+        err.contains("source model: taken from") && err.contains("source model taken from"),
+        "{err}"
+    );
     let exp = dir.path().join("exp");
     assert!(!exp.join("source/training-log.json").exists(), "no source training");
     let card = checkpoint::load_card(&exp.join("source/model")).unwrap();

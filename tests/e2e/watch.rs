@@ -645,6 +645,30 @@ fn once_processes_what_landed_while_no_watcher_ran_and_leaves_what_is_still_writ
     );
 }
 
+/// Under `--once` (cron, systemd path units) a truncated gzip scan written in place gets its
+/// second look in the same run and goes to `failed/` with the reason; before, every run
+/// retried it later, ended first, and left it in the inbox for ever.
+#[test]
+fn once_refuses_a_truncated_scan_in_the_same_run() {
+    let s = setup(false);
+    let (inbox, outbox, labels) = s.folders("once-truncated");
+    let bytes = std::fs::read(&s.scans[0]).unwrap();
+    std::fs::write(inbox.join("truncated.nii.gz"), &bytes[..3000.min(bytes.len() / 2)]).unwrap();
+    std::fs::copy(&s.scans[1], inbox.join("good.nii.gz")).unwrap();
+    let out = s.once(&inbox, &outbox, &labels, &[]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let j = journal(&outbox);
+    assert_eq!(count(&j, "done").keys().collect::<Vec<_>>(), ["good.nii.gz"], "{j:#?}");
+    assert_eq!(
+        count(&j, "failed").keys().collect::<Vec<_>>(),
+        ["truncated.nii.gz"],
+        "{j:#?}"
+    );
+    assert!(!inbox.join("truncated.nii.gz").exists(), "left in the inbox");
+    let error = std::fs::read_to_string(outbox.join("failed/truncated.nii.gz.error.json")).unwrap();
+    assert!(error.contains("truncated"), "{error}");
+}
+
 #[test]
 fn two_watchers_on_one_inbox_never_take_the_same_scan_and_one_outbox_has_one_watcher() {
     let s = setup(false);

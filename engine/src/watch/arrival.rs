@@ -249,6 +249,12 @@ impl Tracker {
         true
     }
 
+    /// Whether a name that failed its content check waits for its second look (it is ready
+    /// once the quiet period after the failure has passed, and fails for good then).
+    pub fn awaits_second_look(&self) -> bool {
+        self.tracks.values().any(|t| t.suspect_since.is_some())
+    }
+
     /// Stops tracking `name` (claimed, or taken by another watcher).
     pub fn remove(&mut self, name: &str) {
         self.tracks.remove(name);
@@ -342,6 +348,9 @@ mod tests {
         assert!(names(&t, t0 + q).iter().all(|n| n != "a"));
         assert!(names(&t, t0 + q * 2).iter().any(|n| n == "a"));
         assert!(!t.may_be_incomplete("a", t0 + q * 2));
+        assert!(t.awaits_second_look(), "`a` failed once and waits for its second look");
+        t.remove("a");
+        assert!(!t.awaits_second_look());
     }
 
     #[test]

@@ -400,7 +400,10 @@ impl<B: AutodiffBackend> Watcher<'_, B> {
             }
             let did = self.process_ready(&mut inbox, &mut labels, stop)?;
             let nothing_ready = inbox.ready(now).is_empty() && labels.ready(now).is_empty();
-            if self.options.once && !did && now - started >= quiet + tick && nothing_ready {
+            // A stable file whose check failed gets its second look before `--once` ends, or a
+            // truncated scan would be retried by every run and never refused.
+            let second_looks = inbox.awaits_second_look() || labels.awaits_second_look();
+            if self.options.once && !did && now - started >= quiet + tick && nothing_ready && !second_looks {
                 break; // what was there and complete is processed; what still changes waits
             }
             if did {
