@@ -372,6 +372,34 @@ fn a_paper_size_pytorch_model_is_queried_adapted_and_exported() {
     check_onnx(Path::new(&p("adapted.onnx")), &cases, dir.path());
 }
 
+/// The fixture checkpoint imported into `dir/source` (slice 32) and fixture centroids `file`
+/// imported into `dir/refs.json`, as a user brings both from the source side.
+fn import_fixture_with_references(dir: &Path, file: &str) {
+    let p = |name: &str| dir.join(name).to_str().unwrap().to_string();
+    let checkpoint = pytorch("checkpoint.pth");
+    let import = [
+        "model",
+        "import",
+        checkpoint.to_str().unwrap(),
+        "--out",
+        &p("source"),
+        "--slice-size",
+        "32",
+    ];
+    run_ok(&[&import[..], &["--quiet"]].concat());
+    let centroids = pytorch(file);
+    let refs = [
+        "reference",
+        "import",
+        centroids.to_str().unwrap(),
+        "--model",
+        &p("source"),
+        "--out",
+        &p("refs.json"),
+    ];
+    run_ok(&[&refs[..], &["--quiet"]].concat());
+}
+
 /// `experiment --source-model` adapts an imported PyTorch model without training a source, and
 /// `--source-references` uses imported centroids for STDR; a reference grid that does not
 /// agree with the config is refused.
@@ -380,26 +408,7 @@ fn an_experiment_adapts_an_imported_source_model() {
     let dir = tempfile::tempdir().unwrap();
     let p = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
     let manifest = tiny_cohort(&dir.path().join("cohort"), 5);
-    run_ok(&[
-        "model",
-        "import",
-        pytorch("checkpoint.pth").to_str().unwrap(),
-        "--out",
-        &p("source"),
-        "--slice-size",
-        "32",
-        "--quiet",
-    ]);
-    run_ok(&[
-        "reference",
-        "import",
-        pytorch("centroids.npy").to_str().unwrap(),
-        "--model",
-        &p("source"),
-        "--out",
-        &p("refs.json"),
-        "--quiet",
-    ]);
+    import_fixture_with_references(dir.path(), "centroids.npy");
     std::fs::write(
         p("config.json"),
         r#"{"adaptation": {"iterations": 2, "batch": 2, "select": "last"}, "mc_samples": 2}"#,
@@ -476,26 +485,7 @@ fn the_drop_folder_and_scripts_use_an_imported_model() {
     let d = dir.path();
     let p = |name: &str| d.join(name).to_str().unwrap().to_string();
     let manifest = tiny_cohort(&d.join("cohort"), 9);
-    run_ok(&[
-        "model",
-        "import",
-        pytorch("checkpoint.pth").to_str().unwrap(),
-        "--out",
-        &p("source"),
-        "--slice-size",
-        "32",
-        "--quiet",
-    ]);
-    run_ok(&[
-        "reference",
-        "import",
-        pytorch("centroids.pt").to_str().unwrap(),
-        "--model",
-        &p("source"),
-        "--out",
-        &p("refs.json"),
-        "--quiet",
-    ]);
+    import_fixture_with_references(dir.path(), "centroids.pt");
     let job = serde_json::json!({
         "format": "delinea-job", "name": "imported model", "model": p("source"), "device": "cpu", "centre": "target",
         "outputs": {"mask": true, "probability": false, "uncertainty": false, "stdr_distance": true},
