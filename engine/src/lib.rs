@@ -23,6 +23,7 @@ pub mod job;
 pub mod mem;
 pub mod metrics;
 pub mod model;
+mod panics;
 pub mod plugin;
 pub mod preprocess;
 pub mod report;

@@ -4,7 +4,6 @@
 //! bytes, not the file name.
 
 use std::collections::{BTreeMap, HashMap};
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 
 use burn::tensor::DType;
@@ -73,9 +72,7 @@ fn first_bytes(path: &Path) -> std::io::Result<Vec<u8>> {
 
 /// burn-store's reader, its panics on malformed pickles turned into errors.
 fn read_pytorch(path: &Path) -> Result<Read, String> {
-    let hook = std::panic::take_hook();
-    std::panic::set_hook(Box::new(|_| {}));
-    let result = catch_unwind(AssertUnwindSafe(|| -> Result<Read, String> {
+    let result = crate::panics::catch_silently(|| -> Result<Read, String> {
         let reader = burn_store::pytorch::PytorchReader::new(path).map_err(|e| e.to_string())?;
         let mut tensors = BTreeMap::new();
         for (name, snapshot) in reader.into_tensors() {
@@ -97,9 +94,8 @@ fn read_pytorch(path: &Path) -> Result<Read, String> {
             tensors,
             metadata: HashMap::new(),
         })
-    }));
-    std::panic::set_hook(hook);
-    result.unwrap_or_else(|_| Err("a malformed PyTorch checkpoint (its pickle could not be read)".into()))
+    });
+    result.unwrap_or_else(|| Err("a malformed PyTorch checkpoint (its pickle could not be read)".into()))
 }
 
 /// Every tensor of a safetensors file; floating-point ones converted to `f32`.

@@ -72,17 +72,12 @@ pub fn import_references(path: &Path, slice_size: usize, descriptor: DescriptorC
             grid
         ))
     })?;
-    Ok(References {
-        format: "delinea-references".into(),
-        format_version: 2,
-        centres: vec!["imported".into()],
-        slices: 0,
-        k: m.rows,
-        iterations: 0,
-        seed: 0,
+    let centroids = m.values.chunks(m.cols).map(<[f32]>::to_vec).collect();
+    Ok(References::from_centroids(
+        centroids,
         descriptor,
-        centroids: m.values.chunks(m.cols).map(<[f32]>::to_vec).collect(),
-    })
+        vec!["imported".into()],
+    ))
 }
 
 /// A little-endian float32 or float64, C-ordered, 2-d `.npy` array (format 1, 2 or 3).
@@ -187,12 +182,8 @@ fn read_pt(path: &Path) -> Result<Matrix, String> {
         .read_to_end(&mut pickle)
         .map_err(|e| e.to_string())?;
     let source = Arc::new(LazyDataSource::from_zip(path).map_err(|e| e.to_string())?);
-    let hook = std::panic::take_hook();
-    std::panic::set_hook(Box::new(|_| {}));
-    let obj = std::panic::catch_unwind(|| read_pickle_with_data(&mut pickle.as_slice(), source));
-    std::panic::set_hook(hook);
-    let obj = obj
-        .map_err(|_| "a malformed pickle".to_string())?
+    let obj = crate::panics::catch_silently(|| read_pickle_with_data(&mut pickle.as_slice(), source))
+        .ok_or("a malformed pickle")?
         .map_err(|e| format!("its pickle: {e}"))?;
     let snapshot = match obj {
         Object::TorchParam(s) => s,

@@ -3,7 +3,6 @@
 //! training data and outcome). Loading checks that the two fit together; inference takes its
 //! preprocessing from the card.
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
@@ -336,16 +335,13 @@ pub fn load<B: Backend>(dir: &Path, device: &B::Device) -> Result<(UNet2d<B>, Mo
             reason: e.to_string(),
         })?;
     // burn panics when a record's list of blocks is longer or shorter than the module's.
-    let hook = std::panic::take_hook();
-    std::panic::set_hook(Box::new(|_| {}));
-    let loaded = catch_unwind(AssertUnwindSafe(|| fresh.load_record(record)));
-    std::panic::set_hook(hook);
+    let loaded = crate::panics::catch_silently(|| fresh.load_record(record));
     let mismatch = |reason: String| CheckpointError::Mismatch {
         dir: dir.to_path_buf(),
         file: file.clone(),
         reason,
     };
-    let model = loaded.map_err(|_| mismatch("a different number of levels".into()))?;
+    let model = loaded.ok_or_else(|| mismatch("a different number of levels".into()))?;
     let got = shapes(&model);
     if got.len() != want.len() {
         return Err(mismatch(format!(

@@ -57,15 +57,27 @@ impl References {
             .collect();
         let clusters = kmeans(&points, k, iterations, seed);
         References {
-            format: FORMAT.into(),
-            format_version: FORMAT_VERSION,
-            centres,
             slices: points.len(),
             k,
             iterations,
             seed,
+            ..References::from_centroids(clusters.centroids, descriptor, centres)
+        }
+    }
+
+    /// References made elsewhere: `centroids` as given (the source side's K-means, say), no
+    /// slice count, iterations or seed of delinea's.
+    pub fn from_centroids(centroids: Vec<Vec<f32>>, descriptor: DescriptorConfig, centres: Vec<String>) -> References {
+        References {
+            format: FORMAT.into(),
+            format_version: FORMAT_VERSION,
+            centres,
+            slices: 0,
+            k: centroids.len(),
+            iterations: 0,
+            seed: 0,
             descriptor,
-            centroids: clusters.centroids,
+            centroids,
         }
     }
 
