@@ -30,6 +30,14 @@ pub enum Error {
         /// What was found instead.
         reason: String,
     },
+    /// The file is not a NRRD file, or one whose header delinea cannot parse.
+    #[error("{path}: not a NRRD file delinea reads: {reason}")]
+    NotNrrd {
+        /// The file.
+        path: PathBuf,
+        /// What was found instead.
+        reason: String,
+    },
     /// A valid file of a kind delinea does not read (NIfTI-2, RGB, complex, true 4D …).
     #[error("{path}: unsupported: {what}")]
     Unsupported {
@@ -43,7 +51,7 @@ pub enum Error {
     BadHeader {
         /// The file.
         path: PathBuf,
-        /// The NIfTI header field.
+        /// The header field (NIfTI, or NRRD such as `sizes`).
         field: &'static str,
         /// The value found.
         found: String,

@@ -1,4 +1,5 @@
-//! Volumes on a grid, their NIfTI input/output, and DICOM series input ([`dicom`]).
+//! Volumes on a grid, their NIfTI input/output, DICOM series input ([`dicom`]), and label maps
+//! as NRRD, the format 3D Slicer trades segmentations in ([`nrrd`]).
 //!
 //! Guarantees: a [`Geometry`] read from a file is written back bit-exactly (dims, spacing,
 //! affine); voxel order is NIfTI's (`i` fastest). Does not: resample, reorient or normalise
@@ -19,6 +20,7 @@ mod error;
 mod geometry;
 mod image;
 pub mod nifti;
+pub mod nrrd;
 
 pub use error::Error;
 pub use geometry::{Affine, Geometry, GRID_TOLERANCE};
@@ -27,6 +29,7 @@ pub use nifti::{
     check_same_grid, inspect, read_label_map, read_label_map_for, read_volume_with_info, write_label_map, write_volume,
     Inspection, NiftiInfo, ReadVolume, Stats,
 };
+pub use nrrd::{NrrdLabels, Segment};
 
 /// Reads an image: a DICOM series (a folder, or a DICOM file) or a NIfTI file.
 pub fn read_volume(path: &std::path::Path) -> Result<Volume, Error> {
