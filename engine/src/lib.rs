@@ -34,6 +34,7 @@ pub mod strategy;
 pub mod synth;
 pub mod train;
 pub mod volume;
+pub mod serve;
 pub mod watch;
 
 /// The engine's version (Cargo's).

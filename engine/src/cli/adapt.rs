@@ -69,6 +69,12 @@ pub struct Args {
     /// Compute device.
     #[arg(long, default_value = "auto")]
     device: DeviceRequest,
+    /// Print every training event as one JSON line on stderr (for a supervising program).
+    #[arg(long)]
+    progress_json: bool,
+    /// Exit (75) as soon as stdin closes: a worker whose supervisor died stops training.
+    #[arg(long, hide = true)]
+    until_stdin_closes: bool,
     /// The adapted model's folder.
     #[arg(long)]
     out: PathBuf,
@@ -138,6 +144,9 @@ impl BackendTask for Task {
 }
 
 pub fn run(args: Args, global: Global) -> anyhow::Result<ExitStatus> {
+    if args.until_stdin_closes {
+        exit_when_stdin_closes();
+    }
     let services = super::query::plugin_services(&args.manifest, &args.model, args.device)?;
     let strategy = Resolver::new()
         .with_plugin_services(services)
@@ -177,7 +186,10 @@ pub fn run(args: Args, global: Global) -> anyhow::Result<ExitStatus> {
         source: args.model.clone(),
         config,
         out: args.out.clone(),
-        progress: progress::Training::new(Mode::detect(global.quiet), args.log_every),
+        progress: progress::Training::new(
+            if args.progress_json { Mode::Json } else { Mode::detect(global.quiet) },
+            args.log_every,
+        ),
     };
     let log = device::run_on(device, task)??;
     for (name, text) in [
@@ -201,4 +213,14 @@ pub fn run(args: Args, global: Global) -> anyhow::Result<ExitStatus> {
         );
     }
     Ok(ExitStatus::Success)
+}
+
+/// Watches stdin on a thread and exits 75 (EX_TEMPFAIL) when it closes: the supervisor is gone.
+fn exit_when_stdin_closes() {
+    std::thread::spawn(|| {
+        let mut sink = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut sink);
+        #[allow(clippy::exit)]
+        std::process::exit(75);
+    });
 }

@@ -16,6 +16,7 @@ mod query;
 mod report;
 mod run;
 mod schema;
+mod serve;
 mod synth;
 mod train;
 mod validate;
@@ -86,6 +87,9 @@ enum Command {
     /// Watch a drop folder: predict each scan that lands, rank the pool for labelling, adapt
     /// to the labels that come back (README "Drop folder").
     Watch(watch::Args),
+    /// Serve 3D Slicer's MONAILabel module (the MONAI Label protocol) over a drop folder's job
+    /// state: next sample by the job's strategy, auto-segment, submit label, train.
+    Serve(serve::Args),
     /// Pool the runs of a sharded experiment's folder into its tables and report.
     Gather(experiment::GatherArgs),
     /// Show which compute device `--device auto|cpu|cuda[:N]` resolves to here.
@@ -168,6 +172,7 @@ pub fn main() -> ExitCode {
         Command::Run(a) => run::run(a, global),
         Command::Plugins(a) => plugins::run(a, global),
         Command::Watch(a) => watch::run(a, global),
+        Command::Serve(a) => serve::run(a, global),
         Command::ExperimentWorker => experiment::run_worker(),
     };
     match result {

@@ -19,6 +19,8 @@ pub enum Mode {
     Lines,
     /// A progress bar redrawn in place.
     Bar,
+    /// Every training event as one JSON line, for a supervising program (`delinea serve`).
+    Json,
 }
 
 impl Mode {
@@ -69,6 +71,7 @@ impl Training {
         match self.mode {
             Mode::Quiet => {}
             Mode::Lines => print_event(e, self.every),
+            Mode::Json => eprintln!("{}", serde_json::to_string(e).unwrap_or_default()),
             Mode::Bar => self.draw(e),
         }
     }

@@ -58,7 +58,7 @@ pub struct Args {
     json: bool,
 }
 
-fn seconds(name: &str, s: f64) -> anyhow::Result<Duration> {
+pub(super) fn seconds(name: &str, s: f64) -> anyhow::Result<Duration> {
     if !(s.is_finite() && s > 0.0) {
         anyhow::bail!("--{name} must be a positive number of seconds, not {s}");
     }
@@ -104,7 +104,7 @@ pub fn run(args: Args, global: Global) -> anyhow::Result<ExitStatus> {
     let options = WatchOptions {
         job,
         job_path,
-        inbox: args.inbox.clone(),
+        inbox: Some(args.inbox.clone()),
         outbox: args.outbox.clone(),
         labels: args.labels.clone(),
         state,

@@ -25,14 +25,16 @@ pub enum Folder {
 }
 
 /// What the main loop hears from the watcher thread.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug)]
 pub enum Message {
     /// Something happened to `name` in `folder`.
     Hint(Folder, String, Hint),
     /// Something was removed or changed in a way that only a scan can tell.
-    Changed(Folder),
+    Changed,
     /// Events were lost: scan everything and trust only signatures.
     Rescan,
+    /// A door's question (`delinea serve`).
+    Ask(super::Ask),
 }
 
 /// `DELINEA_WATCH_FAULTS` (tests only): `overflow` turns every batch of events into the one
@@ -110,7 +112,7 @@ fn messages(roots: &[(Folder, PathBuf)], kind: &EventKind, paths: &[PathBuf]) ->
     };
     match hint {
         Some(h) => vec![Message::Hint(folder, name, h)],
-        None => vec![Message::Changed(folder)],
+        None => vec![Message::Changed],
     }
 }
 

@@ -219,6 +219,8 @@ pub struct History {
     pub models: Vec<Line>,
     /// The labels registered when the last adaptation failed (none since it succeeded).
     pub adapt_failed_at: Option<usize>,
+    /// The last model line (started, adapted or failed).
+    pub last_model: Option<Line>,
 }
 
 impl History {
@@ -241,14 +243,17 @@ impl History {
                 let key = line.stored.clone().unwrap_or_else(|| line.input.clone());
                 self.labels.insert(key, line.clone());
             }
-            Kind::Model => match line.event {
-                Event::Adapted => {
-                    self.models.push(line.clone());
-                    self.adapt_failed_at = None;
+            Kind::Model => {
+                match line.event {
+                    Event::Adapted => {
+                        self.models.push(line.clone());
+                        self.adapt_failed_at = None;
+                    }
+                    Event::Failed => self.adapt_failed_at = line.labels.as_ref().map(Vec::len),
+                    _ => {}
                 }
-                Event::Failed => self.adapt_failed_at = line.labels.as_ref().map(Vec::len),
-                _ => {}
-            },
+                self.last_model = Some(line.clone());
+            }
         }
     }
 

@@ -9,6 +9,7 @@ use std::time::Instant;
 use burn::tensor::backend::AutodiffBackend;
 
 use super::arrival::{Entry, Tracker};
+use super::door::served_mask;
 use super::journal::{Event, Kind, Line};
 use super::revision::{self, Revision};
 use super::scan::file_name;
@@ -41,25 +42,35 @@ impl<B: AutodiffBackend> Watcher<'_, B> {
             Err(_) if tracker.may_be_incomplete(&name, Instant::now()) => return Ok(false),
             _ => {}
         }
+        let put = |dest: &std::path::Path| match std::fs::rename(&src, dest) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(WatchError::io(&src)(e)),
+        };
+        let taken = self.take_label(&name, put)?;
+        tracker.remove(&name);
+        Ok(taken)
+    }
+
+    /// Journals the label `name` seen, puts it at its stored place with `put` (false: it
+    /// vanished), journals it claimed, and registers it.
+    pub(super) fn take_label(
+        &mut self,
+        name: &str,
+        put: impl FnOnce(&std::path::Path) -> Result<bool, WatchError>,
+    ) -> Result<bool, WatchError> {
         let stored = format!("{:04}-{name}", self.next_label_number());
-        let mut line = Line::new(Event::Seen, Kind::Label, &name);
+        let mut line = Line::new(Event::Seen, Kind::Label, name);
         line.stored = Some(stored.clone());
         self.append(line.clone())?;
-        let dest = self.layout.stored_labels().join(&stored);
-        match std::fs::rename(&src, &dest) {
-            Ok(()) => {}
-            Err(e) if e.kind() == ErrorKind::NotFound => {
-                tracker.remove(&name);
-                return Ok(false);
-            }
-            Err(e) => return Err(WatchError::io(&src)(e)),
+        if !put(&self.layout.stored_labels().join(&stored))? {
+            return Ok(false);
         }
-        tracker.remove(&name);
         fsutil::sync_dir(&self.layout.stored_labels()).map_err(WatchError::io(&self.layout.stored_labels()))?;
         line.event = Event::Claimed;
         line.time = fsutil::utc_now();
         self.append(line)?;
-        self.register(&stored, &name)?;
+        self.register(&stored, name)?;
         Ok(true)
     }
 
@@ -132,13 +143,23 @@ impl<B: AutodiffBackend> Watcher<'_, B> {
                 "no scan with case id {case} was processed by this watcher: drop the scan first, then its label"
             ));
         };
-        let mask_path = self.layout.case(case).join("mask.nii.gz");
+        let (mask_path, model) = self.shown_prediction(case, *model);
         let mask = volume::read_label_map(&mask_path).map_err(|e| e.to_string())?;
         let path = self.layout.stored_labels().join(stored);
         let label = volume::read_label_map(&path).map_err(|e| e.to_string())?;
         let scan = self.layout.processed.join(input);
         volume::check_same_grid(&scan, &mask.geometry, &path, &label.geometry).map_err(|e| e.to_string())?;
-        Ok(Revision::measure(case, rater, *model, &mask, &label))
+        Ok(Revision::measure(case, rater, model, &mask, &label))
+    }
+
+    /// The last prediction of `case` a door served (`delinea serve`, after an adaptation), else
+    /// the one made on arrival by generation `arrival`: the delineation the rater revised.
+    fn shown_prediction(&self, case: &str, arrival: u32) -> (std::path::PathBuf, u32) {
+        (arrival + 1..=self.current.generation)
+            .rev()
+            .map(|g| (served_mask(&self.layout, case, g), g))
+            .find(|(p, _)| p.is_file())
+            .unwrap_or_else(|| (self.layout.case(case).join("mask.nii.gz"), arrival))
     }
 
     fn fail_label(&mut self, stored: &str, input: &str, reason: String) -> Result<(), WatchError> {

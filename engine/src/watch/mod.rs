@@ -20,6 +20,7 @@
 //! ```
 
 mod arrival;
+mod door;
 mod events;
 mod journal;
 mod label;
@@ -28,6 +29,7 @@ mod rank;
 mod revision;
 mod scan;
 mod status;
+mod worker;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -39,6 +41,8 @@ use std::time::{Duration, Instant};
 use burn::tensor::backend::AutodiffBackend;
 
 pub use arrival::{ignored, Signature};
+pub use door::{is_safe_id, served_image, Ask, Board, BoardImage, Ended, Inferred, Refusal, Reply, Sample, Upload, LABEL_NAME};
+pub use worker::Progress;
 pub use journal::{Event, Kind, Line};
 pub use revision::Revision;
 pub use status::{status, Status};
@@ -55,8 +59,8 @@ pub struct WatchOptions {
     pub job: Job,
     /// The job file (for messages).
     pub job_path: PathBuf,
-    /// Where scans are dropped.
-    pub inbox: PathBuf,
+    /// Where scans are dropped (none: only the doors' questions and labels come in).
+    pub inbox: Option<PathBuf>,
     /// Where outputs go.
     pub outbox: PathBuf,
     /// Where labels are dropped, if anywhere.
@@ -152,7 +156,7 @@ pub struct Summary {
 /// The folders under the outbox and state folder.
 #[derive(Debug, Clone)]
 pub(crate) struct Layout {
-    inbox: PathBuf,
+    inbox: Option<PathBuf>,
     labels: Option<PathBuf>,
     outbox: PathBuf,
     state: PathBuf,
@@ -193,32 +197,8 @@ impl Layout {
 
     /// Creates the folders and refuses layouts that lose data or loop.
     fn prepare(&self) -> Result<(), WatchError> {
-        std::fs::create_dir_all(&self.inbox).map_err(WatchError::io(&self.inbox))?;
-        let inbox = canonical(&self.inbox)?;
-        for (what, dir) in [
-            ("outbox", &self.outbox),
-            ("state folder", &self.state),
-            ("processed folder", &self.processed),
-        ] {
-            let d = canonical_or_parent(dir);
-            if d.starts_with(&inbox) || inbox.starts_with(&d) {
-                return Err(WatchError::Layout(format!(
-                    "the {what} {} and the inbox {} must not contain each other: \
-                     the watcher would take its own outputs for arrivals",
-                    dir.display(),
-                    self.inbox.display()
-                )));
-            }
-        }
-        if let Some(labels) = &self.labels {
-            let l = canonical_or_parent(labels);
-            if l.starts_with(&inbox) || inbox.starts_with(&l) {
-                return Err(WatchError::Layout(format!(
-                    "the labels folder {} and the inbox {} must be separate folders",
-                    labels.display(),
-                    self.inbox.display()
-                )));
-            }
+        if let Some(inbox) = &self.inbox {
+            self.prepare_inbox(inbox)?;
         }
         for dir in [
             self.outbox.clone(),
@@ -233,9 +213,43 @@ impl Layout {
         ] {
             std::fs::create_dir_all(&dir).map_err(WatchError::io(&dir))?;
         }
-        same_file_system(&self.inbox, &self.work())?;
+        if let Some(inbox) = &self.inbox {
+            same_file_system(inbox, &self.work())?;
+        }
         if let Some(labels) = &self.labels {
             same_file_system(labels, &self.stored_labels())?;
+        }
+        Ok(())
+    }
+
+    /// Creates the inbox and refuses folders that contain it or that it contains.
+    fn prepare_inbox(&self, inbox_dir: &Path) -> Result<(), WatchError> {
+        std::fs::create_dir_all(inbox_dir).map_err(WatchError::io(inbox_dir))?;
+        let inbox = canonical(inbox_dir)?;
+        for (what, dir) in [
+            ("outbox", &self.outbox),
+            ("state folder", &self.state),
+            ("processed folder", &self.processed),
+        ] {
+            let d = canonical_or_parent(dir);
+            if d.starts_with(&inbox) || inbox.starts_with(&d) {
+                return Err(WatchError::Layout(format!(
+                    "the {what} {} and the inbox {} must not contain each other: \
+                     the watcher would take its own outputs for arrivals",
+                    dir.display(),
+                    inbox_dir.display()
+                )));
+            }
+        }
+        if let Some(labels) = &self.labels {
+            let l = canonical_or_parent(labels);
+            if l.starts_with(&inbox) || inbox.starts_with(&l) {
+                return Err(WatchError::Layout(format!(
+                    "the labels folder {} and the inbox {} must be separate folders",
+                    labels.display(),
+                    inbox_dir.display()
+                )));
+            }
         }
         Ok(())
     }
@@ -317,6 +331,46 @@ pub(crate) struct Watcher<'a, B: AutodiffBackend> {
     device: B::Device,
     summary: Summary,
     log: Log<'a>,
+    trainer: worker::Trainer,
+    door: Option<door::Door>,
+}
+
+/// The other door of a watcher (`delinea serve`): where its questions arrive, the board it
+/// reads, and how samples, predictions and adaptations are served.
+pub struct DoorSetup {
+    /// From [`door_channel`].
+    pub asks: AskInbox,
+    /// Refreshed after every change.
+    pub board: Arc<std::sync::RwLock<Board>>,
+    /// How long a sample handed to one client is not handed to another.
+    pub lease: Duration,
+    /// Concurrent parts of a prediction batch (the CPU threads on the CPU, 1 on a GPU).
+    pub parts: usize,
+    /// The delinea executable adaptations run in (`EXE adapt`), so the door keeps answering.
+    pub worker: PathBuf,
+}
+
+/// Sends a door's questions to its watcher.
+#[derive(Debug, Clone)]
+pub struct Asker(mpsc::Sender<Message>);
+
+impl Asker {
+    /// Sends `ask`; false when the watcher has stopped.
+    pub fn ask(&self, ask: Ask) -> bool {
+        self.0.send(Message::Ask(ask)).is_ok()
+    }
+}
+
+/// Where a watcher receives a door's questions (with its own folder events).
+pub struct AskInbox {
+    tx: mpsc::Sender<Message>,
+    rx: Receiver<Message>,
+}
+
+/// A door's sender and the watcher's receiving end.
+pub fn door_channel() -> (Asker, AskInbox) {
+    let (tx, rx) = mpsc::channel();
+    (Asker(tx.clone()), AskInbox { tx, rx })
 }
 
 /// Runs the watcher until `stop` is set (SIGTERM, Ctrl-C) or, with `options.once`, until what
@@ -327,6 +381,17 @@ pub fn run<B: AutodiffBackend>(
     stop: Arc<AtomicBool>,
     log: Log,
 ) -> Result<Summary, WatchError> {
+    run_with_door::<B>(options, device, stop, log, None)
+}
+
+/// [`run`], also answering a door's questions (`delinea serve`).
+pub fn run_with_door<B: AutodiffBackend>(
+    options: WatchOptions,
+    device: B::Device,
+    stop: Arc<AtomicBool>,
+    log: Log,
+    setup: Option<DoorSetup>,
+) -> Result<Summary, WatchError> {
     let layout = Layout::of(&options);
     layout.prepare()?;
     let _lock = lock(&layout.state)?;
@@ -334,6 +399,24 @@ pub fn run<B: AutodiffBackend>(
     let history = History::of(&lines);
     let current = model::Current::<B>::load(&options, &layout, &history, &device)?;
     let ranker = rank::Ranker::new(&options, &layout, &history, &current)?;
+    let (tx, rx) = match &setup {
+        Some(s) => (s.asks.tx.clone(), None),
+        None => {
+            let (tx, rx) = mpsc::channel();
+            (tx, Some(rx))
+        }
+    };
+    let (trainer, door, rx) = match setup {
+        Some(s) => (
+            worker::Trainer::Worker {
+                exe: s.worker,
+                running: None,
+            },
+            Some(door::Door::new(s.board, s.lease, s.parts)),
+            s.asks.rx,
+        ),
+        None => (worker::Trainer::InProcess, None, rx.unwrap_or_else(|| mpsc::channel().1)),
+    };
     let mut w = Watcher {
         options,
         layout,
@@ -344,29 +427,30 @@ pub fn run<B: AutodiffBackend>(
         device,
         summary: Summary::default(),
         log,
+        trainer,
+        door,
     };
     w.recover()?;
     w.ranker.write(&w.layout, &w.history, w.current.generation)?;
+    w.publish();
     w.adapt_if_due()?;
-    let (tx, rx) = mpsc::channel();
-    let _watching = match (w.options.poll, w.options.once) {
-        (None, false) => Some(w.start_events(tx)?),
+    let _watching = match (w.options.poll, w.options.once, &w.layout.inbox) {
+        (None, false, Some(_)) => Some(w.start_events(tx)?),
         _ => None,
     };
     w.main_loop(&rx, &stop)?;
+    w.stop_training("the server stopping")?;
     Ok(w.summary)
 }
 
 impl<B: AutodiffBackend> Watcher<'_, B> {
     fn start_events(&self, tx: mpsc::Sender<Message>) -> Result<events::Watching, WatchError> {
-        let mut folders = vec![(Folder::Inbox, canonical(&self.layout.inbox)?)];
+        let inbox = self.layout.inbox.clone().unwrap_or_default();
+        let mut folders = vec![(Folder::Inbox, canonical(&inbox)?)];
         if let Some(l) = &self.layout.labels {
             folders.push((Folder::Labels, canonical(l)?));
         }
-        events::watch(&folders, tx).map_err(|source| WatchError::Notify {
-            path: self.layout.inbox.clone(),
-            source,
-        })
+        events::watch(&folders, tx).map_err(|source| WatchError::Notify { path: inbox, source })
     }
 
     /// Scans at start, on every hint, after a rescan flag and every `rescan` period; while
@@ -395,9 +479,11 @@ impl<B: AutodiffBackend> Watcher<'_, B> {
                         (None, _) => "events",
                     };
                     (self.log)(&serde_json::json!({"watching": self.layout.inbox, "mode": how}));
+                    self.publish();
                 }
                 (last_scan, dirty) = (Some(now), false);
             }
+            self.poll_training()?;
             let did = self.process_ready(&mut inbox, &mut labels, stop)?;
             let nothing_ready = inbox.ready(now).is_empty() && labels.ready(now).is_empty();
             // A stable file whose check failed gets its second look before `--once` ends, or a
@@ -414,7 +500,7 @@ impl<B: AutodiffBackend> Watcher<'_, B> {
             } else {
                 tick.max(Duration::from_millis(250))
             }) {
-                Ok(m) => dirty |= self.take(m, &mut inbox, &mut labels, rx),
+                Ok(m) => dirty |= self.take(m, &mut inbox, &mut labels, rx)?,
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => std::thread::sleep(tick),
             }
@@ -422,28 +508,41 @@ impl<B: AutodiffBackend> Watcher<'_, B> {
         Ok(())
     }
 
-    /// Applies `first` and every message already queued; true when a scan is needed.
-    fn take(&mut self, first: Message, inbox: &mut Tracker, labels: &mut Tracker, rx: &Receiver<Message>) -> bool {
+    /// Applies `first` and every message already queued (a door's question is answered);
+    /// true when a folder scan is needed.
+    fn take(
+        &mut self,
+        first: Message,
+        inbox: &mut Tracker,
+        labels: &mut Tracker,
+        rx: &Receiver<Message>,
+    ) -> Result<bool, WatchError> {
         let now = Instant::now();
         let mut dirty = false;
         for m in std::iter::once(first).chain(rx.try_iter()) {
+            if let Message::Ask(ask) = m {
+                self.answer(ask)?;
+                continue;
+            }
             dirty = true;
             match m {
                 Message::Hint(Folder::Inbox, name, hint) if !ignored(&name) => inbox.hint(&name, hint, now),
                 Message::Hint(Folder::Labels, name, hint) if !ignored(&name) => labels.hint(&name, hint, now),
-                Message::Hint(..) | Message::Changed(_) => {}
+                Message::Hint(..) | Message::Changed | Message::Ask(_) => {}
                 Message::Rescan => {
                     inbox.forget_hints();
                     labels.forget_hints();
                 }
             }
         }
-        dirty
+        Ok(dirty)
     }
 
     fn scan_folders(&mut self, inbox: &mut Tracker, labels: &mut Tracker, now: Instant) -> Result<(), WatchError> {
-        let found = arrival::scan(&self.layout.inbox).map_err(WatchError::io(&self.layout.inbox))?;
-        inbox.observe(found, now);
+        if let Some(dir) = &self.layout.inbox {
+            let found = arrival::scan(dir).map_err(WatchError::io(dir))?;
+            inbox.observe(found, now);
+        }
         if let Some(dir) = &self.layout.labels {
             let found = arrival::scan(dir).map_err(WatchError::io(dir))?;
             labels.observe(found, now);
@@ -473,6 +572,7 @@ impl<B: AutodiffBackend> Watcher<'_, B> {
         }
         if did {
             self.adapt_if_due()?;
+            self.publish();
         }
         Ok(did)
     }
@@ -536,7 +636,7 @@ mod tests {
         let inbox = dir.path().join("in");
         std::fs::create_dir_all(&inbox).unwrap();
         let layout = Layout {
-            inbox: inbox.clone(),
+            inbox: Some(inbox.clone()),
             labels: None,
             outbox: inbox.join("out"),
             state: inbox.join("out/state"),

@@ -111,67 +111,84 @@ impl<B: AutodiffBackend> Watcher<'_, B> {
             .last()
             .and_then(|m| m.labels.as_ref())
             .map_or(0, Vec::len);
-        if registered < used + a.every_labels || self.history.adapt_failed_at == Some(registered) {
+        if registered < used + a.every_labels
+            || self.history.adapt_failed_at == Some(registered)
+            || self.trainer.is_running()
+        {
             return Ok(());
         }
+        self.start_adaptation(&a, "the job's trigger")
+    }
+
+    /// Journals the start of the next generation and runs its adaptation: here, to its end, or
+    /// in a worker process that [`Watcher::poll_training`] follows (`delinea serve`).
+    pub(super) fn start_adaptation(&mut self, a: &Adaptation, why: &str) -> Result<(), WatchError> {
         let generation = self.current.generation + 1;
-        let name = generation_name(generation);
         let labels: Vec<String> = self
             .history
             .registered_labels()
             .iter()
             .filter_map(|l| l.stored.clone())
             .collect();
-        let mut line = Line::new(Event::AdaptStarted, Kind::Model, &name);
-        (line.model, line.labels) = (Some(generation), Some(labels.clone()));
+        let mut line = Line::new(Event::AdaptStarted, Kind::Model, &generation_name(generation));
+        (line.model, line.labels, line.reason) = (Some(generation), Some(labels.clone()), Some(why.into()));
         self.append(line)?;
-        let started = std::time::Instant::now();
-        match self.adapt(&a, generation) {
+        let started = Adapting {
+            generation,
+            labels,
+            strategy: a.strategy.clone(),
+            since: std::time::Instant::now(),
+        };
+        if let Some(exe) = self.trainer.worker_exe() {
+            return match self.spawn_adaptation(a, &started, &exe) {
+                Ok(worker) => {
+                    self.trainer.run(worker, started);
+                    self.publish();
+                    Ok(())
+                }
+                Err(reason) => self.end_adaptation(started, Err(reason)),
+            };
+        }
+        let result = self.adapt(a, generation);
+        self.end_adaptation(started, result)
+    }
+
+    /// Journals how an adaptation ended; a new model predicts from now on.
+    pub(super) fn end_adaptation(&mut self, a: Adapting, result: Result<PathBuf, String>) -> Result<(), WatchError> {
+        let name = generation_name(a.generation);
+        let seconds = a.since.elapsed().as_secs_f64();
+        match result {
             Ok(dir) => {
                 let mut line = Line::new(Event::Adapted, Kind::Model, &name);
-                (line.model, line.labels) = (Some(generation), Some(labels));
-                line.latency_s = Some(started.elapsed().as_secs_f64());
+                (line.model, line.labels) = (Some(a.generation), Some(a.labels.clone()));
+                line.latency_s = Some(seconds);
                 self.append(line)?;
                 self.current = Current::load(&self.options, &self.layout, &self.history, &self.device)?;
                 self.summary.adaptations += 1;
-                let pointer = serde_json::json!({"generation": generation, "model": dir});
+                let pointer = serde_json::json!({"generation": a.generation, "model": dir});
                 let path = self.layout.state.join("model.json");
                 crate::fsutil::write_json_atomic(&path, &pointer).map_err(WatchError::io(&path))?;
                 (self.log)(&serde_json::json!({
-                    "adapted": name, "labels": registered, "seconds": started.elapsed().as_secs_f64(),
-                    "strategy": a.strategy,
+                    "adapted": name, "labels": a.labels.len(), "seconds": seconds, "strategy": a.strategy,
                 }));
             }
             Err(reason) => {
                 let mut line = Line::new(Event::Failed, Kind::Model, &name);
-                (line.model, line.labels, line.reason) = (Some(generation), Some(labels), Some(reason.clone()));
+                (line.model, line.labels, line.reason) = (Some(a.generation), Some(a.labels), Some(reason.clone()));
                 self.append(line)?;
                 (self.log)(&serde_json::json!({"adaptation": name, "outcome": "failed", "reason": reason}));
             }
         }
+        self.publish();
         Ok(())
     }
 
-    /// Runs the adaptation into a temporary folder and renames it into place.
+    /// Runs the adaptation here into a temporary folder and renames it into place.
     fn adapt(&mut self, a: &Adaptation, generation: u32) -> Result<PathBuf, String> {
-        let models = self.layout.models();
-        let dir = models.join(generation_name(generation));
-        let tmp = models.join(format!(".{}.tmp", generation_name(generation)));
-        let _ = std::fs::remove_dir_all(&tmp);
-        if dir.exists() {
-            // Renamed into place but not announced: the journal is the truth, so redo it.
-            std::fs::remove_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        }
-        std::fs::create_dir_all(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
+        let tmp = self.fresh_generation_folder(generation)?;
         let (manifest, selection, record) = self.adaptation_inputs(a, &tmp)?;
         let strategy = Resolver::new().resolve_adapt(&a.strategy).map_err(|e| e.to_string())?;
-        let mut config = match &a.config {
-            Some(p) => TrainConfig::load(p).map_err(|e| e.to_string())?,
-            None => TrainConfig::default(),
-        };
-        config.iterations = a.iterations.unwrap_or(config.iterations);
-        config.batch = a.batch.unwrap_or(config.batch);
-        config.validate().map_err(|e| e.to_string())?;
+        let config = adaptation_config(a)?;
         let state = AdaptState {
             selection: selection.clone(),
             target: self.options.job.centre.clone(),
@@ -190,16 +207,37 @@ impl<B: AutodiffBackend> Watcher<'_, B> {
             .map_err(|e| e.to_string())?;
         json(&tmp.join("adapt-plan.json"), &plan)?;
         json(&tmp.join("training-log.json"), &log)?;
-        let mut card = checkpoint::load_card(&tmp).map_err(|e| e.to_string())?;
+        self.finish_generation(generation, &tmp, record)
+    }
+
+    /// The empty temporary folder an adaptation writes into (`.gen-NNNN.tmp`); a generation
+    /// folder the journal never announced is removed (the journal is the truth).
+    pub(super) fn fresh_generation_folder(&self, generation: u32) -> Result<PathBuf, String> {
+        let models = self.layout.models();
+        let dir = models.join(generation_name(generation));
+        let tmp = models.join(format!(".{}.tmp", generation_name(generation)));
+        let _ = std::fs::remove_dir_all(&tmp);
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        }
+        std::fs::create_dir_all(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
+        Ok(tmp)
+    }
+
+    /// Records on the card which labels made the model in `tmp`, and renames it into place.
+    pub(super) fn finish_generation(&self, generation: u32, tmp: &Path, record: LabelsRecord) -> Result<PathBuf, String> {
+        let models = self.layout.models();
+        let dir = models.join(generation_name(generation));
+        let mut card = checkpoint::load_card(tmp).map_err(|e| e.to_string())?;
         card.labels = Some(record);
         json(&tmp.join(CARD_FILE), &card)?;
-        std::fs::rename(&tmp, &dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        std::fs::rename(tmp, &dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         crate::fsutil::sync_dir(&models).map_err(|e| format!("{}: {e}", models.display()))?;
         Ok(dir)
     }
 
     /// The manifest (written into `dir`), the selection of labelled cases and the card's record.
-    fn adaptation_inputs(&self, a: &Adaptation, dir: &Path) -> Result<(Manifest, Selection, LabelsRecord), String> {
+    pub(super) fn adaptation_inputs(&self, a: &Adaptation, dir: &Path) -> Result<(Manifest, Selection, LabelsRecord), String> {
         let job = &self.options.job;
         let latest = latest_labels(&self.layout, &self.history);
         let done = self.history.done_cases();
@@ -272,12 +310,36 @@ impl<B: AutodiffBackend> Watcher<'_, B> {
     }
 }
 
+/// An adaptation under way: what its journal lines and its log name.
+pub(crate) struct Adapting {
+    /// The generation it makes.
+    pub generation: u32,
+    /// The stored labels it learns from.
+    pub labels: Vec<String>,
+    /// The adaptation strategy.
+    pub strategy: String,
+    /// When it started.
+    pub since: std::time::Instant,
+}
+
+/// The training config of an adaptation: its file (or the engine's), with the job's overrides.
+pub(super) fn adaptation_config(a: &Adaptation) -> Result<TrainConfig, String> {
+    let mut config = match &a.config {
+        Some(p) => TrainConfig::load(p).map_err(|e| e.to_string())?,
+        None => TrainConfig::default(),
+    };
+    config.iterations = a.iterations.unwrap_or(config.iterations);
+    config.batch = a.batch.unwrap_or(config.batch);
+    config.validate().map_err(|e| e.to_string())?;
+    Ok(config)
+}
+
 /// `p` made absolute (the manifest adaptation writes resolves relative paths against its folder).
 fn absolute(p: &Path) -> PathBuf {
     std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
 }
 
 /// Writes `value` as pretty JSON to `path`, atomically.
-fn json(path: &Path, value: &impl serde::Serialize) -> Result<(), String> {
+pub(super) fn json(path: &Path, value: &impl serde::Serialize) -> Result<(), String> {
     crate::fsutil::write_json_atomic(path, value).map_err(|e| format!("{}: {e}", path.display()))
 }

@@ -138,6 +138,72 @@ impl Ranker {
 
     /// Ranks the scans without a registered label and writes `label-next.{json,csv}`.
     pub fn write(&self, layout: &Layout, history: &History, model: u32) -> Result<(), WatchError> {
+        let (selection, unlabelled, labelled) =
+            self.rank(history, self.strategy.as_ref(), &self.query)
+                .map_err(|reason| WatchError::Job {
+                    job: layout.outbox.join("label-next.json"),
+                    reason,
+                })?;
+        let budget = match self.query.budget {
+            Budget::Count(n) => n.to_string(),
+            Budget::Fraction(f) => format!("{f}"),
+        };
+        let next = LabelNext {
+            format: "delinea-label-next",
+            model,
+            budget: &budget,
+            unlabelled_scans: unlabelled,
+            labelled_scans: labelled,
+            selection: &selection,
+        };
+        let json = layout.outbox.join("label-next.json");
+        crate::fsutil::write_json_atomic(&json, &next).map_err(WatchError::io(&json))?;
+        write_csv(&layout.outbox.join("label-next.csv"), &selection)
+    }
+
+    /// Every scan without a registered label, best first by `strategy` (the job's when `None`),
+    /// whole scans ranked as the job aggregates them.
+    pub fn order(&self, history: &History, strategy: Option<&dyn QueryStrategy>) -> Result<Vec<String>, String> {
+        let strategy = strategy.unwrap_or(self.strategy.as_ref());
+        if !self.serves(strategy) {
+            return Err(format!(
+                "{} needs scores this job does not compute (its outputs and query settings)",
+                strategy.name()
+            ));
+        }
+        let all = QueryOptions {
+            budget: Budget::Fraction(1.0),
+            unit: Unit::Volume,
+            ..self.query.clone()
+        };
+        let (selection, ..) = self.rank(history, strategy, &all)?;
+        let mut seen = BTreeSet::new();
+        Ok(selection
+            .items
+            .into_iter()
+            .filter(|s| seen.insert(s.case.clone()))
+            .map(|s| s.case)
+            .collect())
+    }
+
+    /// Whether the pool rows hold what `strategy` needs.
+    pub fn serves(&self, strategy: &dyn QueryStrategy) -> bool {
+        let (n, have) = (strategy.needs(), self.options.needs);
+        let stdr_ready = have.stdr && self.references.is_some();
+        let uncertain = have.entropy || have.bald || have.margin;
+        (!(n.entropy || n.bald || n.margin) || uncertain)
+            && (!n.stdr || stdr_ready)
+            && (!n.features || have.features)
+    }
+
+    /// The selection of `strategy` over the unlabelled pool, with the unlabelled and labelled
+    /// scan counts.
+    fn rank(
+        &self,
+        history: &History,
+        strategy: &dyn QueryStrategy,
+        query: &QueryOptions,
+    ) -> Result<(Selection, usize, usize), String> {
         let labelled: BTreeSet<String> = history
             .registered_labels()
             .iter()
@@ -151,39 +217,16 @@ impl Ranker {
             .collect();
         let unlabelled = self.pool.keys().filter(|c| !labelled.contains(*c)).count();
         let selection = if rows.is_empty() {
-            query::selection(
-                &self.strategy.name(),
-                &CandidatePool {
-                    unit: self.query.unit,
-                    rows,
-                },
-                &[],
-            )
+            let pool = CandidatePool { unit: query.unit, rows };
+            query::selection(&strategy.name(), &pool, &[])
         } else {
             let pool = CandidatePool {
                 unit: Unit::Slice,
                 rows,
             };
-            query::rank(pool, None, self.strategy.as_ref(), &self.query).map_err(|e| WatchError::Job {
-                job: layout.outbox.join("label-next.json"),
-                reason: format!("ranking the pool: {e}"),
-            })?
+            query::rank(pool, None, strategy, query).map_err(|e| format!("ranking the pool: {e}"))?
         };
-        let budget = match self.query.budget {
-            Budget::Count(n) => n.to_string(),
-            Budget::Fraction(f) => format!("{f}"),
-        };
-        let next = LabelNext {
-            format: "delinea-label-next",
-            model,
-            budget: &budget,
-            unlabelled_scans: unlabelled,
-            labelled_scans: labelled.len(),
-            selection: &selection,
-        };
-        let json = layout.outbox.join("label-next.json");
-        crate::fsutil::write_json_atomic(&json, &next).map_err(WatchError::io(&json))?;
-        write_csv(&layout.outbox.join("label-next.csv"), &selection)
+        Ok((selection, unlabelled, labelled.len()))
     }
 }
 

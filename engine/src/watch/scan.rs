@@ -89,7 +89,10 @@ impl<B: AutodiffBackend> Watcher<'_, B> {
     pub(super) fn arrive_scan(&mut self, entry: &Entry, tracker: &mut Tracker) -> Result<bool, WatchError> {
         let name = entry.name.clone();
         let since = Instant::now();
-        let inbox_path = self.layout.inbox.join(&name);
+        let Some(inbox) = &self.layout.inbox else {
+            return Ok(false);
+        };
+        let inbox_path = inbox.join(&name);
         let content = read_scan(&inbox_path, entry.folder);
         match &content {
             Err(Unreadable::Gone) => {
