@@ -56,12 +56,16 @@ impl From<Refusal> for ApiError {
 
 impl From<MultipartError> for ApiError {
     fn from(e: MultipartError) -> ApiError {
-        let status = match e.status() {
-            StatusCode::PAYLOAD_TOO_LARGE => StatusCode::PAYLOAD_TOO_LARGE,
-            s if s.is_server_error() => StatusCode::BAD_REQUEST,
-            s => s,
-        };
-        ApiError(status, format!("malformed multipart body: {}", e.body_text()))
+        match e.status() {
+            StatusCode::PAYLOAD_TOO_LARGE => ApiError(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "the request body is over this server's upload limit (--max-upload-mb)".into(),
+            ),
+            s => {
+                let status = if s.is_server_error() { StatusCode::BAD_REQUEST } else { s };
+                ApiError(status, format!("malformed multipart body: {}", e.body_text()))
+            }
+        }
     }
 }
 

@@ -18,7 +18,7 @@ use super::journal::{Event, History, Kind};
 use super::model::generation_name;
 use super::revision::Revision;
 use super::worker::Progress;
-use super::{case_id, Layout, WatchError, Watcher};
+use super::{Layout, WatchError, Watcher};
 use crate::infer::{predict_volume, PredictOptions};
 use crate::job::Adaptation;
 use crate::strategy::query::{self, QueryStrategy};
@@ -366,14 +366,15 @@ impl<B: AutodiffBackend> Watcher<'_, B> {
 
     /// The upload as a binary label map on the image's grid, or why it cannot be one.
     fn checked_upload(&self, u: &Upload, image: &BoardImage) -> Result<LabelMap, String> {
-        let shown = format!("the uploaded label ({})", u.suffix);
+        let shown = format!("the label uploaded for {} ({})", u.image, u.suffix);
+        let named = |e: volume::Error| e.to_string().replace(&u.file.display().to_string(), &shown);
         let (mut label, segments) = match u.suffix.as_str() {
             ".nrrd" | ".seg.nrrd" => {
-                let n = volume::nrrd::read_label_map(&u.file).map_err(|e| e.to_string())?;
-                let names: Vec<(String, i64)> = n.segments.iter().map(|s| (s.name.clone(), i64::from(s.value))).collect();
+                let n = volume::nrrd::read_label_map(&u.file).map_err(named)?;
+                let names = n.segments.iter().map(|s| (s.name.clone(), i64::from(s.value))).collect();
                 (n.labels, names)
             }
-            ".nii.gz" | ".nii" => (volume::read_label_map(&u.file).map_err(|e| e.to_string())?, Vec::new()),
+            ".nii.gz" | ".nii" => (volume::read_label_map(&u.file).map_err(named)?, Vec::new()),
             other => return Err(format!("{other}: labels are .nii.gz, .nii, .nrrd or .seg.nrrd")),
         };
         let names = match (&u.names, segments.is_empty()) {
@@ -382,8 +383,8 @@ impl<B: AutodiffBackend> Watcher<'_, B> {
             (None, true) => None,
         };
         map_classes(&mut label, names.as_deref()).map_err(|e| format!("{shown}: {e}"))?;
-        let mask = volume::read_label_map(&self.layout.case(&case_id(&image.name).to_string()).join("mask.nii.gz"))
-            .map_err(|e| e.to_string())?;
+        let mask_path = self.layout.case(&u.image).join("mask.nii.gz");
+        let mask = volume::read_label_map(&mask_path).map_err(|e| e.to_string())?;
         volume::check_same_grid(&image.file, &mask.geometry, Path::new(&shown), &label.geometry)
             .map_err(|e| e.to_string())?;
         Ok(label)
