@@ -30,11 +30,11 @@ pub mod report;
 pub mod rng;
 pub mod schema;
 pub mod script;
+pub mod serve;
 pub mod strategy;
 pub mod synth;
 pub mod train;
 pub mod volume;
-pub mod serve;
 pub mod watch;
 
 /// The engine's version (Cargo's).

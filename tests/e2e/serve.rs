@@ -48,7 +48,11 @@ fn setup(iterations: usize) -> Setup {
 
 /// A free loopback port.
 fn port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 impl Setup {
@@ -61,7 +65,17 @@ impl Setup {
             .open(self.root.join("serve.log"))
             .unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_delinea"))
-            .args(["serve", "--job", "job.json", "--datastore", "ds", "--inbox", "in", "--stable", "0.2"])
+            .args([
+                "serve",
+                "--job",
+                "job.json",
+                "--datastore",
+                "ds",
+                "--inbox",
+                "in",
+                "--stable",
+                "0.2",
+            ])
             .args(["--bind", &format!("127.0.0.1:{port}")])
             .args(extra)
             .current_dir(&self.root)
@@ -208,7 +222,10 @@ fn json(text: &str) -> serde_json::Value {
 fn a_slicer_session_through_monailabels_client_labels_per_rater_and_trains_a_new_generation() {
     let mut probe = Command::new("python3");
     probe.args(["-c", "import monailabel.client"]);
-    if !reference_tool("MONAI Label's Python client (pip install --no-deps monailabel==0.8.5 requests)", &mut probe) {
+    if !reference_tool(
+        "MONAI Label's Python client (pip install --no-deps monailabel==0.8.5 requests)",
+        &mut probe,
+    ) {
         return;
     }
     let s = setup(6);
@@ -221,7 +238,12 @@ fn a_slicer_session_through_monailabels_client_labels_per_rater_and_trains_a_new
         .args(["--clients", "dr-a,dr-b", "--train"])
         .output()
         .unwrap();
-    assert!(run.status.success(), "{}\n{}", String::from_utf8_lossy(&run.stderr), s.log());
+    assert!(
+        run.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&run.stderr),
+        s.log()
+    );
     let seen = json(&std::fs::read_to_string(&out).unwrap());
     assert_eq!(seen["info"]["models"]["delinea"]["type"], "segmentation");
     assert!(seen["info"].get("config").is_none());
@@ -230,7 +252,11 @@ fn a_slicer_session_through_monailabels_client_labels_per_rater_and_trains_a_new
     let id = a["sample"]["id"].as_str().unwrap();
     let image = s.ds().join("processed").join(format!("{id}.nii.gz"));
     let digest = Command::new("sha256sum").arg(&image).output().unwrap();
-    let hex = String::from_utf8_lossy(&digest.stdout).split(' ').next().unwrap().to_string();
+    let hex = String::from_utf8_lossy(&digest.stdout)
+        .split(' ')
+        .next()
+        .unwrap()
+        .to_string();
     assert_eq!(a["sample"]["checksum"], format!("SHA256:{hex}"));
     // The NRRD the client saved is the mask predicted on arrival, on the scan's grid.
     let nrrd = delinea::volume::nrrd::read_label_map(Path::new(a["infer"]["file"].as_str().unwrap())).unwrap();
@@ -243,13 +269,18 @@ fn a_slicer_session_through_monailabels_client_labels_per_rater_and_trains_a_new
     assert_eq!(csv.lines().count(), 3, "{csv}");
     assert!(csv.contains(&format!(",{id},dr-a,0,")), "{csv}");
     assert!(s.ds().join(format!("state/labels/0001-{id}@dr-a.nii.gz")).is_file());
-    assert_eq!(seen["datastore"]["objects"][id]["labels"]["final@dr-a"]["ext"], ".nii.gz");
+    assert_eq!(
+        seen["datastore"]["objects"][id]["labels"]["final@dr-a"]["ext"],
+        ".nii.gz"
+    );
     // Train: a worker adapted, the next infer comes from generation 1.
     assert_eq!(seen["train_running_before"], false);
     assert_eq!(seen["train_status"]["status"], "DONE", "{}", seen["train_status"]);
     assert_eq!(seen["infer_after"]["params"]["generation"], 1);
     assert_eq!(seen["info_after"]["train_stats"]["delinea"]["generation"], 1);
-    assert!(s.ds().join("state/models/gen-0001/model-card.json").is_file() || s.ds().join("state/models/gen-0001").is_dir());
+    assert!(
+        s.ds().join("state/models/gen-0001/model-card.json").is_file() || s.ds().join("state/models/gen-0001").is_dir()
+    );
 }
 
 #[test]
@@ -265,16 +296,66 @@ fn hostile_requests_are_refused_naming_the_problem_and_change_nothing() {
         std::fs::read(p).unwrap()
     };
     let cases: Vec<(&str, (u16, String), u16, &str)> = vec![
-        ("dot-dot id", server.get("/datastore/image?image=../job.json"), 400, "not an id"),
-        ("absolute id", server.get("/datastore/image?image=%2Fetc%2Fpasswd"), 400, "not an id"),
-        ("another datastore's id", server.get("/datastore/image?image=P9-001"), 404, "no image"),
-        ("dot-dot label", server.put_label("..", "l.nii.gz", &label, "dr-a"), 400, "not an id"),
-        ("bad rater", server.put_label("C2-001", "l.nii.gz", &label, "../x"), 400, "client_id"),
-        ("another grid", server.put_label("C2-001", "l.nii.gz", &other_grid, "dr-a"), 400, "does not match"),
-        ("truncated", server.put_label("C2-001", "l.nii.gz", &label[..label.len() / 2], "dr-a"), 400, "C2-001"),
-        ("wrong type", server.put_label("C2-001", "l.nii.gz", b"\x89PNG\r\n\x1a\nnot a label", "dr-a"), 400, ""),
-        ("wrong suffix", server.put_label("C2-001", "l.png", &label, "dr-a"), 400, ".nrrd"),
-        ("oversized", server.put_label("C2-001", "l.nii.gz", &vec![7u8; 3 << 20], "dr-a"), 413, "limit"),
+        (
+            "dot-dot id",
+            server.get("/datastore/image?image=../job.json"),
+            400,
+            "not an id",
+        ),
+        (
+            "absolute id",
+            server.get("/datastore/image?image=%2Fetc%2Fpasswd"),
+            400,
+            "not an id",
+        ),
+        (
+            "another datastore's id",
+            server.get("/datastore/image?image=P9-001"),
+            404,
+            "no image",
+        ),
+        (
+            "dot-dot label",
+            server.put_label("..", "l.nii.gz", &label, "dr-a"),
+            400,
+            "not an id",
+        ),
+        (
+            "bad rater",
+            server.put_label("C2-001", "l.nii.gz", &label, "../x"),
+            400,
+            "client_id",
+        ),
+        (
+            "another grid",
+            server.put_label("C2-001", "l.nii.gz", &other_grid, "dr-a"),
+            400,
+            "does not match",
+        ),
+        (
+            "truncated",
+            server.put_label("C2-001", "l.nii.gz", &label[..label.len() / 2], "dr-a"),
+            400,
+            "C2-001",
+        ),
+        (
+            "wrong type",
+            server.put_label("C2-001", "l.nii.gz", b"\x89PNG\r\n\x1a\nnot a label", "dr-a"),
+            400,
+            "",
+        ),
+        (
+            "wrong suffix",
+            server.put_label("C2-001", "l.png", &label, "dr-a"),
+            400,
+            ".nrrd",
+        ),
+        (
+            "oversized",
+            server.put_label("C2-001", "l.nii.gz", &vec![7u8; 3 << 20], "dr-a"),
+            413,
+            "limit",
+        ),
         (
             "malformed multipart",
             server.request(
@@ -286,9 +367,24 @@ fn hostile_requests_are_refused_naming_the_problem_and_change_nothing() {
             400,
             "multipart",
         ),
-        ("unknown strategy", server.request("POST", "/activelearning/script:%2Fetc%2Fx", "", b""), 404, "strategy"),
-        ("unknown model", server.request("POST", "/infer/other?image=C2-001", "", b""), 404, "model"),
-        ("train without labels", server.request("POST", "/train/delinea", "", b""), 400, "no label"),
+        (
+            "unknown strategy",
+            server.request("POST", "/activelearning/script:%2Fetc%2Fx", "", b""),
+            404,
+            "strategy",
+        ),
+        (
+            "unknown model",
+            server.request("POST", "/infer/other?image=C2-001", "", b""),
+            404,
+            "model",
+        ),
+        (
+            "train without labels",
+            server.request("POST", "/train/delinea", "", b""),
+            400,
+            "no label",
+        ),
     ];
     for (what, (status, body), want, words) in &cases {
         assert_eq!(status, want, "{what}: {body}");
@@ -306,14 +402,37 @@ fn hostile_requests_are_refused_naming_the_problem_and_change_nothing() {
     let (status, body) = server.request_as("GET", "/info/", "", b"");
     assert_eq!(status, 401, "{body}");
     assert!(json(&body)["detail"].as_str().unwrap().contains("token"), "{body}");
-    assert_eq!(server.request_as("GET", "/info/", "Authorization: Bearer wrong\r\n", b"").0, 401);
-    let put = server.request_as("PUT", "/datastore/label?image=C2-001", "Authorization: Bearer s3cret-toke\r\n", b"");
+    assert_eq!(
+        server
+            .request_as("GET", "/info/", "Authorization: Bearer wrong\r\n", b"")
+            .0,
+        401
+    );
+    let put = server.request_as(
+        "PUT",
+        "/datastore/label?image=C2-001",
+        "Authorization: Bearer s3cret-toke\r\n",
+        b"",
+    );
     assert_eq!(put.0, 401);
-    assert_eq!(server.request_as("GET", "/info/", "Authorization: Bearer s3cret-token\r\n", b"").0, 200);
+    assert_eq!(
+        server
+            .request_as("GET", "/info/", "Authorization: Bearer s3cret-token\r\n", b"")
+            .0,
+        200
+    );
     assert_eq!(json(&server.request_as("GET", "/auth/", "", b"").1)["enabled"], true);
     assert_eq!(before, tree(&s.ds()), "a refused request changed the datastore");
     let out = Command::new(env!("CARGO_BIN_EXE_delinea"))
-        .args(["serve", "--job", "job.json", "--datastore", "ds2", "--bind", "0.0.0.0:0"])
+        .args([
+            "serve",
+            "--job",
+            "job.json",
+            "--datastore",
+            "ds2",
+            "--bind",
+            "0.0.0.0:0",
+        ])
         .current_dir(&s.root)
         .output()
         .unwrap();
@@ -363,7 +482,10 @@ fn a_kill_during_an_upload_or_a_training_loses_nothing_and_repeats_nothing() {
     assert_eq!(server.get("/train/?check_if_running=true").0, 200);
     server.child.kill().unwrap();
     server.child.wait().unwrap();
-    assert!(wait_until(Duration::from_secs(10), || !running(&needle)), "an orphan worker trains on");
+    assert!(
+        wait_until(Duration::from_secs(10), || !running(&needle)),
+        "an orphan worker trains on"
+    );
     let server = s.start(&[]);
     let (status, body) = server.get("/train/");
     assert_eq!(status, 200, "{body}");
@@ -375,7 +497,11 @@ fn a_kill_during_an_upload_or_a_training_loses_nothing_and_repeats_nothing() {
     assert_eq!(server.request("POST", "/train/delinea", "", b"{}").0, 200);
     assert_eq!(server.request("POST", "/train/delinea", "", b"{}").0, 429);
     let (status, body) = server.request("DELETE", "/train/", "", b"");
-    assert_eq!((status, json(&body)["status"].clone()), (200, "STOPPED".into()), "{body}");
+    assert_eq!(
+        (status, json(&body)["status"].clone()),
+        (200, "STOPPED".into()),
+        "{body}"
+    );
     assert!(!json(&body)["details"][0].as_str().unwrap_or_default().is_empty());
     assert_eq!(server.get("/train/?check_if_running=true").0, 404);
     assert!(!s.ds().join("state/models/gen-0001").exists());

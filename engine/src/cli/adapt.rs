@@ -187,7 +187,11 @@ pub fn run(args: Args, global: Global) -> anyhow::Result<ExitStatus> {
         config,
         out: args.out.clone(),
         progress: progress::Training::new(
-            if args.progress_json { Mode::Json } else { Mode::detect(global.quiet) },
+            if args.progress_json {
+                Mode::Json
+            } else {
+                Mode::detect(global.quiet)
+            },
             args.log_every,
         ),
     };

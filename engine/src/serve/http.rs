@@ -62,7 +62,11 @@ impl From<MultipartError> for ApiError {
                 "the request body is over this server's upload limit (--max-upload-mb)".into(),
             ),
             s => {
-                let status = if s.is_server_error() { StatusCode::BAD_REQUEST } else { s };
+                let status = if s.is_server_error() {
+                    StatusCode::BAD_REQUEST
+                } else {
+                    s
+                };
                 ApiError(status, format!("malformed multipart body: {}", e.body_text()))
             }
         }
@@ -100,7 +104,10 @@ pub fn authorized(headers: &HeaderMap, token: &str) -> bool {
 
 /// Equal bytes, in a time that depends only on the lengths.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    let diff = a.iter().zip(b).fold(a.len() ^ b.len(), |acc, (x, y)| acc | usize::from(x ^ y));
+    let diff = a
+        .iter()
+        .zip(b)
+        .fold(a.len() ^ b.len(), |acc, (x, y)| acc | usize::from(x ^ y));
     diff == 0
 }
 
@@ -229,7 +236,10 @@ mod tests {
     #[test]
     fn client_ids_are_ids() {
         assert_eq!(client_id(&serde_json::json!({})).unwrap(), "-");
-        assert_eq!(client_id(&serde_json::json!({"client_id": "dr-lee"})).unwrap(), "dr-lee");
+        assert_eq!(
+            client_id(&serde_json::json!({"client_id": "dr-lee"})).unwrap(),
+            "dr-lee"
+        );
         assert!(client_id(&serde_json::json!({"client_id": "../x"})).is_err());
         assert!(client_id(&serde_json::json!({"client_id": 3})).is_err());
     }

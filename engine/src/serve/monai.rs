@@ -20,8 +20,15 @@ pub fn info(b: &Board) -> Value {
         .iter()
         .enumerate()
         .map(|(i, s)| {
-            let d = if i == 0 { "the job's query strategy" } else { "a builtin query strategy" };
-            (s.as_str(), json!({"description": format!("{s}: {d}, over the unlabelled scans")}))
+            let d = if i == 0 {
+                "the job's query strategy"
+            } else {
+                "a builtin query strategy"
+            };
+            (
+                s.as_str(),
+                json!({"description": format!("{s}: {d}, over the unlabelled scans")}),
+            )
         })
         .collect();
     let model = format!(
@@ -69,7 +76,9 @@ pub fn stats(b: &Board) -> Value {
 /// The tags an image's labels are listed under.
 fn tags_of(image: &BoardImage) -> Vec<String> {
     let latest = image.latest.iter().map(|_| FINAL.to_string());
-    latest.chain(image.labels.keys().map(|r| format!("{FINAL}@{r}"))).collect()
+    latest
+        .chain(image.labels.keys().map(|r| format!("{FINAL}@{r}")))
+        .collect()
 }
 
 /// `GET /datastore/?output=all`.
@@ -82,7 +91,11 @@ pub fn listing(b: &Board) -> Value {
                 .into_iter()
                 .map(|t| (t, json!({"ext": ".nii.gz", "info": {}})))
                 .collect();
-            let ext = if image.name.ends_with(".nii") { ".nii" } else { ".nii.gz" };
+            let ext = if image.name.ends_with(".nii") {
+                ".nii"
+            } else {
+                ".nii.gz"
+            };
             let info = json!({"name": image.name, "ts": image.time});
             (id, json!({"image": {"ext": ext, "info": info}, "labels": labels}))
         })

@@ -37,7 +37,9 @@ pub fn serve(listener: std::net::TcpListener, shared: Shared, stop: Arc<AtomicBo
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         };
-        axum::serve(listener, router(shared)).with_graceful_shutdown(stopped).await
+        axum::serve(listener, router(shared))
+            .with_graceful_shutdown(stopped)
+            .await
     })
 }
 
@@ -57,7 +59,10 @@ fn router(shared: Shared) -> Router {
         .route("/auth/token", post(auth_token))
         .fallback(|| async { ApiError::not_found("no such route in the MONAI Label protocol this server speaks") })
         .method_not_allowed_fallback(|| async {
-            ApiError(StatusCode::METHOD_NOT_ALLOWED, "method not allowed on this route".into())
+            ApiError(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method not allowed on this route".into(),
+            )
         })
         .layer(DefaultBodyLimit::max(limit))
         .with_state(shared)
@@ -66,10 +71,11 @@ fn router(shared: Shared) -> Router {
 /// Refuses a request without the token, when the server has one.
 async fn token(State(s): State<Shared>, request: Request, next: Next) -> Response {
     match &s.token {
-        Some(t) if !http::authorized(request.headers(), t) => {
-            ApiError(StatusCode::UNAUTHORIZED, "missing or wrong token (Authorization: Bearer <token>)".into())
-                .into_response()
-        }
+        Some(t) if !http::authorized(request.headers(), t) => ApiError(
+            StatusCode::UNAUTHORIZED,
+            "missing or wrong token (Authorization: Bearer <token>)".into(),
+        )
+        .into_response(),
         _ => next.run(request).await,
     }
 }
@@ -130,7 +136,12 @@ async fn next_sample(
         Err(e) => return Err(ApiError::bad(e.body_text())),
     };
     let client = http::client_id(&params)?;
-    let sample = ask(&s, |reply| Ask::Next { strategy, client, reply }).await?;
+    let sample = ask(&s, |reply| Ask::Next {
+        strategy,
+        client,
+        reply,
+    })
+    .await?;
     Ok(Json(sample.map_or(json!({}), |x| json!(x))))
 }
 
@@ -147,7 +158,10 @@ async fn datastore(State(s): State<Shared>, q: Result<Query<Params>, QueryReject
 async fn image(State(s): State<Shared>, q: Result<Query<Params>, QueryRejection>) -> ApiResult<Response> {
     let id = http::id("image", query(q)?.get("image").map(String::as_str))?;
     let b = board(&s)?;
-    let image = b.images.get(&id).ok_or_else(|| ApiError::not_found(format!("no image {id:?}")))?;
+    let image = b
+        .images
+        .get(&id)
+        .ok_or_else(|| ApiError::not_found(format!("no image {id:?}")))?;
     let (state, file, name) = (s.state.clone(), image.file.clone(), image.name.clone());
     let bytes = blocking(move || {
         let path = watch::served_image(&state, &id, &file)?;
@@ -162,7 +176,10 @@ async fn label(State(s): State<Shared>, q: Result<Query<Params>, QueryRejection>
     let id = http::id("label", q.get("label").map(String::as_str))?;
     let tag = q.get("tag").map_or(FINAL, String::as_str);
     let b = board(&s)?;
-    let image = b.images.get(&id).ok_or_else(|| ApiError::not_found(format!("no image {id:?}")))?;
+    let image = b
+        .images
+        .get(&id)
+        .ok_or_else(|| ApiError::not_found(format!("no image {id:?}")))?;
     let stored = match tag.strip_prefix("final@") {
         _ if tag == FINAL => image.latest.clone(),
         Some(rater) => image.labels.get(rater).cloned(),
@@ -183,7 +200,9 @@ async fn put_label(
     let image = http::id("image", q.get("image").map(String::as_str))?;
     let tag = q.get("tag").map_or("", String::as_str);
     if !(tag.is_empty() || tag == FINAL) {
-        return Err(ApiError::bad(format!("tag={tag:?}: this server stores final labels only (tag=final)")));
+        return Err(ApiError::bad(format!(
+            "tag={tag:?}: this server stores final labels only (tag=final)"
+        )));
     }
     let mp = mp.map_err(|e| ApiError::bad(format!("not a multipart upload: {}", e.body_text())))?;
     let form = http::read_form(mp, &s.uploads, s.max_upload).await?;
@@ -196,7 +215,9 @@ async fn put_label(
         }
     };
     let revision = ask(&s, |reply| Ask::Label(Box::new(upload), reply)).await?;
-    Ok(Json(json!({"image": image, "label": image, "rater": revision.rater, "revision": revision})))
+    Ok(Json(
+        json!({"image": image, "label": image, "rater": revision.rater, "revision": revision}),
+    ))
 }
 
 /// The watcher's question for a label form.
@@ -244,7 +265,9 @@ async fn infer(
     mp: Result<Multipart, axum::extract::multipart::MultipartRejection>,
 ) -> ApiResult<Response> {
     if model != MODEL {
-        return Err(ApiError::not_found(format!("no model {model:?}; this server's model is {MODEL:?}")));
+        return Err(ApiError::not_found(format!(
+            "no model {model:?}; this server's model is {MODEL:?}"
+        )));
     }
     let q = query(q)?;
     let image = http::id("image", q.get("image").map(String::as_str))?;
@@ -256,8 +279,15 @@ async fn infer(
         }
         Err(_) => json!({}),
     };
-    let nifti = matches!(params.get("result_extension").and_then(Value::as_str), Some(".nii.gz" | ".nii"));
-    let inferred = ask(&s, |reply| Ask::Infer { image: image.clone(), reply }).await?;
+    let nifti = matches!(
+        params.get("result_extension").and_then(Value::as_str),
+        Some(".nii.gz" | ".nii")
+    );
+    let inferred = ask(&s, |reply| Ask::Infer {
+        image: image.clone(),
+        reply,
+    })
+    .await?;
     let mask = inferred.mask.clone();
     let bytes = blocking(move || match nifti {
         true => std::fs::read(&mask).map_err(|e| format!("{}: {e}", mask.display())),
@@ -266,7 +296,11 @@ async fn infer(
             .map_err(|e| e.to_string()),
     })
     .await?;
-    let name = format!("{image}-gen{:04}{}", inferred.generation, if nifti { ".nii.gz" } else { ".nrrd" });
+    let name = format!(
+        "{image}-gen{:04}{}",
+        inferred.generation,
+        if nifti { ".nii.gz" } else { ".nrrd" }
+    );
     if q.get("output").map(String::as_str) == Some("image") {
         return Ok(http::file_reply(&name, bytes));
     }
@@ -295,7 +329,9 @@ async fn train_start(
     body: Result<Json<Value>, JsonRejection>,
 ) -> ApiResult<Json<Value>> {
     if model != MODEL {
-        return Err(ApiError::not_found(format!("no trainer {model:?}; this server's trainer is {MODEL:?}")));
+        return Err(ApiError::not_found(format!(
+            "no trainer {model:?}; this server's trainer is {MODEL:?}"
+        )));
     }
     let params = body.map_or(json!({}), |Json(v)| v);
     let client = http::client_id(&params)?;

@@ -208,7 +208,11 @@ impl<B: AutodiffBackend> Watcher<'_, B> {
     /// Answers `ask` (a refusal is an answer; only the journal's trouble is an error).
     pub(super) fn answer(&mut self, ask: Ask) -> Result<(), WatchError> {
         match ask {
-            Ask::Next { strategy, client, reply } => {
+            Ask::Next {
+                strategy,
+                client,
+                reply,
+            } => {
                 let _ = reply.send(self.next_sample(&strategy, &client));
             }
             Ask::Infer { image, reply } => {
@@ -235,8 +239,15 @@ impl<B: AutodiffBackend> Watcher<'_, B> {
         let Some(door) = &self.door else {
             return Err(Refusal::Failed("no door".into()));
         };
-        if !door.board.read().map(|b| b.strategies.iter().any(|s| s == strategy)).unwrap_or(false) {
-            return Err(Refusal::NotFound(format!("no strategy {strategy:?} here; /info/ lists them")));
+        if !door
+            .board
+            .read()
+            .map(|b| b.strategies.iter().any(|s| s == strategy))
+            .unwrap_or(false)
+        {
+            return Err(Refusal::NotFound(format!(
+                "no strategy {strategy:?} here; /info/ lists them"
+            )));
         }
         let own = strategy == self.options.job.query.strategy;
         let resolved: Option<Box<dyn QueryStrategy>> = match own {
@@ -288,7 +299,10 @@ impl<B: AutodiffBackend> Watcher<'_, B> {
 
     fn board_image(&self, case: &str) -> Result<BoardImage, Refusal> {
         let door = self.door.as_ref().ok_or_else(|| Refusal::Failed("no door".into()))?;
-        let board = door.board.read().map_err(|_| Refusal::Failed("the board is poisoned".into()))?;
+        let board = door
+            .board
+            .read()
+            .map_err(|_| Refusal::Failed("the board is poisoned".into()))?;
         board
             .images
             .get(case)
@@ -325,7 +339,13 @@ impl<B: AutodiffBackend> Watcher<'_, B> {
             ..PredictOptions::default()
         };
         let card = &self.current.card;
-        let p = predict_volume(&self.current.model, &scan, &card.preprocessing, card.architecture.classes, &options);
+        let p = predict_volume(
+            &self.current.model,
+            &scan,
+            &card.preprocessing,
+            card.architecture.classes,
+            &options,
+        );
         let dir = kept.parent().unwrap_or(Path::new("."));
         std::fs::create_dir_all(dir).map_err(|e| Refusal::Failed(format!("{}: {e}", dir.display())))?;
         volume::write_label_map(&kept, &p.mask).map_err(|e| Refusal::Failed(e.to_string()))?;
@@ -356,7 +376,12 @@ impl<B: AutodiffBackend> Watcher<'_, B> {
             Ok(true)
         };
         self.take_label(&name, written)?;
-        let last = self.history.labels.values().filter(|l| l.input == name).max_by(|a, b| a.stored.cmp(&b.stored));
+        let last = self
+            .history
+            .labels
+            .values()
+            .filter(|l| l.input == name)
+            .max_by(|a, b| a.stored.cmp(&b.stored));
         Ok(match last.map(|l| (l.event, l.revision.clone(), l.reason.clone())) {
             Some((Event::Done, Some(r), _)) => Ok(r),
             Some((_, _, reason)) => Err(Refusal::Invalid(reason.unwrap_or_else(|| "refused".into()))),
@@ -371,7 +396,11 @@ impl<B: AutodiffBackend> Watcher<'_, B> {
         let (mut label, segments) = match u.suffix.as_str() {
             ".nrrd" | ".seg.nrrd" => {
                 let n = volume::nrrd::read_label_map(&u.file).map_err(named)?;
-                let names = n.segments.iter().map(|s| (s.name.clone(), i64::from(s.value))).collect();
+                let names = n
+                    .segments
+                    .iter()
+                    .map(|s| (s.name.clone(), i64::from(s.value)))
+                    .collect();
                 (n.labels, names)
             }
             ".nii.gz" | ".nii" => (volume::read_label_map(&u.file).map_err(named)?, Vec::new()),
@@ -393,10 +422,14 @@ impl<B: AutodiffBackend> Watcher<'_, B> {
     /// Starts an adaptation now with the job's settings (or the defaults).
     fn train_now(&mut self, client: &str) -> Result<Result<Progress, Refusal>, WatchError> {
         if self.trainer.is_running() {
-            return Ok(Err(Refusal::Busy("an adaptation is already running; DELETE /train/ stops it".into())));
+            return Ok(Err(Refusal::Busy(
+                "an adaptation is already running; DELETE /train/ stops it".into(),
+            )));
         }
         if self.history.registered_labels().is_empty() {
-            return Ok(Err(Refusal::Invalid("no label is registered yet: submit a label first".into())));
+            return Ok(Err(Refusal::Invalid(
+                "no label is registered yet: submit a label first".into(),
+            )));
         }
         let a = self.options.job.adaptation.clone().unwrap_or_else(|| Adaptation {
             every_labels: usize::MAX,
@@ -508,7 +541,11 @@ fn board_images(layout: &Layout, history: &History) -> BTreeMap<String, BoardIma
         let file = layout.processed.join(&line.input);
         let file = std::path::absolute(&file).unwrap_or(file);
         let dicom = !line.input.ends_with(".nii.gz") && !line.input.ends_with(".nii");
-        let name = if dicom { format!("{case}.nii.gz") } else { line.input.clone() };
+        let name = if dicom {
+            format!("{case}.nii.gz")
+        } else {
+            line.input.clone()
+        };
         let entry = BoardImage {
             file,
             name,

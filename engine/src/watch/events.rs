@@ -143,19 +143,22 @@ mod tests {
         assert!(messages(&roots, &read, &p("/in/a.nii.gz")).is_empty());
         let closed = EventKind::Access(AccessKind::Close(AccessMode::Write));
         assert_eq!(
-            messages(&roots, &closed, &p("/labels/a.nii.gz")),
-            [Message::Hint(Folder::Labels, "a.nii.gz".into(), Hint::Closed)]
+            format!("{:?}", messages(&roots, &closed, &p("/labels/a.nii.gz"))),
+            format!("{:?}", [Message::Hint(Folder::Labels, "a.nii.gz".into(), Hint::Closed)])
         );
         let both = EventKind::Modify(ModifyKind::Name(RenameMode::Both));
         let paths = vec![PathBuf::from("/in/a.part"), PathBuf::from("/in/a.nii.gz")];
         assert_eq!(
-            messages(&roots, &both, &paths),
-            [Message::Hint(Folder::Inbox, "a.nii.gz".into(), Hint::RenamedIn)]
+            format!("{:?}", messages(&roots, &both, &paths)),
+            format!(
+                "{:?}",
+                [Message::Hint(Folder::Inbox, "a.nii.gz".into(), Hint::RenamedIn)]
+            )
         );
         let create = EventKind::Create(CreateKind::File);
         assert_eq!(
-            messages(&roots, &create, &p("/in/b.nii")),
-            [Message::Hint(Folder::Inbox, "b.nii".into(), Hint::Writing)]
+            format!("{:?}", messages(&roots, &create, &p("/in/b.nii"))),
+            format!("{:?}", [Message::Hint(Folder::Inbox, "b.nii".into(), Hint::Writing)])
         );
         assert!(messages(&roots, &create, &p("/elsewhere/b.nii")).is_empty());
     }

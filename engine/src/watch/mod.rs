@@ -41,11 +41,13 @@ use std::time::{Duration, Instant};
 use burn::tensor::backend::AutodiffBackend;
 
 pub use arrival::{ignored, Signature};
-pub use door::{is_safe_id, served_image, Ask, Board, BoardImage, Ended, Inferred, Refusal, Reply, Sample, Upload, LABEL_NAME};
-pub use worker::Progress;
+pub use door::{
+    is_safe_id, served_image, Ask, Board, BoardImage, Ended, Inferred, Refusal, Reply, Sample, Upload, LABEL_NAME,
+};
 pub use journal::{Event, Kind, Line};
 pub use revision::Revision;
 pub use status::{status, Status};
+pub use worker::Progress;
 
 use crate::job::Job;
 use arrival::Tracker;
@@ -415,7 +417,11 @@ pub fn run_with_door<B: AutodiffBackend>(
             Some(door::Door::new(s.board, s.lease, s.parts)),
             s.asks.rx,
         ),
-        None => (worker::Trainer::InProcess, None, rx.unwrap_or_else(|| mpsc::channel().1)),
+        None => (
+            worker::Trainer::InProcess,
+            None,
+            rx.unwrap_or_else(|| mpsc::channel().1),
+        ),
     };
     let mut w = Watcher {
         options,

@@ -225,7 +225,12 @@ impl<B: AutodiffBackend> Watcher<'_, B> {
     }
 
     /// Records on the card which labels made the model in `tmp`, and renames it into place.
-    pub(super) fn finish_generation(&self, generation: u32, tmp: &Path, record: LabelsRecord) -> Result<PathBuf, String> {
+    pub(super) fn finish_generation(
+        &self,
+        generation: u32,
+        tmp: &Path,
+        record: LabelsRecord,
+    ) -> Result<PathBuf, String> {
         let models = self.layout.models();
         let dir = models.join(generation_name(generation));
         let mut card = checkpoint::load_card(tmp).map_err(|e| e.to_string())?;
@@ -237,7 +242,11 @@ impl<B: AutodiffBackend> Watcher<'_, B> {
     }
 
     /// The manifest (written into `dir`), the selection of labelled cases and the card's record.
-    pub(super) fn adaptation_inputs(&self, a: &Adaptation, dir: &Path) -> Result<(Manifest, Selection, LabelsRecord), String> {
+    pub(super) fn adaptation_inputs(
+        &self,
+        a: &Adaptation,
+        dir: &Path,
+    ) -> Result<(Manifest, Selection, LabelsRecord), String> {
         let job = &self.options.job;
         let latest = latest_labels(&self.layout, &self.history);
         let done = self.history.done_cases();

@@ -174,7 +174,7 @@ impl Ranker {
         let all = QueryOptions {
             budget: Budget::Fraction(1.0),
             unit: Unit::Volume,
-            ..self.query.clone()
+            ..self.query
         };
         let (selection, ..) = self.rank(history, strategy, &all)?;
         let mut seen = BTreeSet::new();
@@ -191,9 +191,7 @@ impl Ranker {
         let (n, have) = (strategy.needs(), self.options.needs);
         let stdr_ready = have.stdr && self.references.is_some();
         let uncertain = have.entropy || have.bald || have.margin;
-        (!(n.entropy || n.bald || n.margin) || uncertain)
-            && (!n.stdr || stdr_ready)
-            && (!n.features || have.features)
+        (!(n.entropy || n.bald || n.margin) || uncertain) && (!n.stdr || stdr_ready) && (!n.features || have.features)
     }
 
     /// The selection of `strategy` over the unlabelled pool, with the unlabelled and labelled

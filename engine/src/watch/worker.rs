@@ -26,7 +26,7 @@ pub(crate) enum Trainer {
         /// The delinea executable.
         exe: PathBuf,
         /// The adaptation under way.
-        running: Option<Running>,
+        running: Option<Box<Running>>,
     },
 }
 
@@ -82,14 +82,14 @@ impl Trainer {
     /// Takes a spawned worker for `adapting`.
     pub fn run(&mut self, spawned: Spawned, adapting: Adapting) {
         if let Trainer::Worker { running, .. } = self {
-            *running = Some(Running {
+            *running = Some(Box::new(Running {
                 child: spawned.child,
                 _stdin: None,
                 adapting,
                 record: spawned.record,
                 tmp: spawned.tmp,
                 started_at: crate::fsutil::utc_now(),
-            });
+            }));
             if let Some(r) = running.as_mut() {
                 r._stdin = r.child.stdin.take();
             }
@@ -117,7 +117,7 @@ impl Trainer {
         })
     }
 
-    fn take(&mut self) -> Option<Running> {
+    fn take(&mut self) -> Option<Box<Running>> {
         match self {
             Trainer::Worker { running, .. } => running.take(),
             Trainer::InProcess => None,
@@ -144,7 +144,14 @@ impl<B: AutodiffBackend> Watcher<'_, B> {
             .arg(path(&tmp.join("selection.json")))
             .arg("--manifest")
             .arg(path(&tmp.join("manifest.json")))
-            .args(["--centre", &job.centre, "--strategy", &a.strategy, "--device", &job.device])
+            .args([
+                "--centre",
+                &job.centre,
+                "--strategy",
+                &a.strategy,
+                "--device",
+                &job.device,
+            ])
             .args(["--progress-json", "--until-stdin-closes", "--out"])
             .arg(path(&tmp));
         if let Some(c) = &a.config {
