@@ -612,9 +612,9 @@ mod tests {
         let names = [("edema".to_string(), 1), ("gtv".to_string(), 2)];
         map_classes(&mut l, Some(&names)).unwrap();
         assert_eq!(l.data, [0, 0, 1, 0]);
-        let mut l = LabelMap::from_vec(g.clone(), vec![0, 2]).unwrap();
+        let mut l = LabelMap::from_vec(g.clone(), vec![0, 2, 0, 1]).unwrap();
         assert!(map_classes(&mut l, None).unwrap_err().contains("value 2"));
-        let mut l = LabelMap::from_vec(g, vec![0, 1]).unwrap();
+        let mut l = LabelMap::from_vec(g, vec![0, 1, 0, 1]).unwrap();
         let e = map_classes(&mut l, Some(&[("liver".to_string(), 1)])).unwrap_err();
         assert!(e.contains("liver") && e.contains(LABEL_NAME), "{e}");
     }
