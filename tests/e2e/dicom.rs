@@ -144,13 +144,14 @@ fn a_hollow_sphere_becomes_an_rtstruct_and_a_seg_that_dciodvfy_and_pydicom_accep
     let rtstruct = convert(&mask, &series, "rtstruct", dir.path());
     let seg = convert(&mask, &series, "seg", dir.path());
 
-    // Read back with dicom-rs: the hollow sphere's 6 slices (a hole on the 2 middle ones) and
-    // the satellite's 2 give 10 contours; the SEG has a frame per slice and the mask's voxels.
+    // Read back with dicom-rs: the hollow sphere's 6 slices (a hole on the 2 middle ones, joined
+    // to its ring by a keyhole) and the satellite's 2 give 8 contours; the SEG has a frame per
+    // slice and the mask's voxels.
     let rs = dicom_object::open_file(&rtstruct).unwrap();
     let roi = &items(&rs, tags::STRUCTURE_SET_ROI_SEQUENCE)[0];
     assert_eq!(roi.element(tags::ROI_NAME).unwrap().to_str().unwrap(), "GTV");
     let contours = items(&items(&rs, tags::ROI_CONTOUR_SEQUENCE)[0], tags::CONTOUR_SEQUENCE);
-    assert_eq!(contours.len(), 10);
+    assert_eq!(contours.len(), 8);
     let s = dicom_object::open_file(&seg).unwrap();
     assert_eq!(s.element(tags::NUMBER_OF_FRAMES).unwrap().to_int::<u32>().unwrap(), 10);
     let bits = s.element(tags::PIXEL_DATA).unwrap().to_bytes().unwrap();
@@ -252,7 +253,8 @@ let v = load_volume("in/sphere");
 let mask = v.threshold(500.0);
 let rs = write_rtstruct(mask, "in/sphere", "out/sphere-rs.dcm");
 let seg = write_seg(mask, "in/sphere", "out/sphere-seg.dcm");
-write_json("out/summary.json", #{ contours: rs.items, frames: seg.items, voxels: seg.voxels });
+let rings = write_rtstruct(mask, "in/sphere", "out/sphere-rings.dcm", "rings");
+write_json("out/summary.json", #{ contours: rs.items, rings: rings.items, frames: seg.items, voxels: seg.voxels });
 "#,
     )
     .unwrap();
@@ -268,7 +270,12 @@ write_json("out/summary.json", #{ contours: rs.items, frames: seg.items, voxels:
     assert!(out.status.success(), "{}", describe(&out));
     let printed: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(d.join("out/summary.json")).unwrap()).unwrap();
-    assert_eq!(printed["contours"], 10, "{printed}");
+    // Keyholes by default (the hole joined to its ring); "rings" writes it as its own contour.
+    assert_eq!(
+        (printed["contours"].as_i64(), printed["rings"].as_i64()),
+        (Some(8), Some(10)),
+        "{printed}"
+    );
     assert_eq!(
         (printed["frames"].as_i64(), printed["voxels"].as_i64()),
         (Some(10), Some(592))
@@ -323,4 +330,50 @@ fn validate_reads_series_folders_of_a_manifest_and_reports_their_problems() {
         "{out}"
     );
     assert!(!out.contains("case fine"), "{out}");
+}
+
+/// plastimatch's reading of `rtstruct` against `mask` (tests/dicom/readback.py), or `None`
+/// when plastimatch or SimpleITK is missing (outside CI: skipped with the reason printed).
+fn plastimatch_readback(series: &Path, mask: &Path, rtstruct: &Path) -> Option<serde_json::Value> {
+    let mut probe = Command::new("plastimatch");
+    probe.arg("--version");
+    let mut sitk = Command::new("python3");
+    sitk.args(["-c", "import SimpleITK, rt_utils"]);
+    if !reference_tool("plastimatch (apt-get install plastimatch)", &mut probe)
+        || !reference_tool("SimpleITK and rt-utils (pip install SimpleITK rt-utils)", &mut sitk)
+    {
+        return None;
+    }
+    let out = rtstruct.with_extension("readback.json");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/dicom/readback.py");
+    let o = Command::new("python3")
+        .arg(&script)
+        .args([series, mask, rtstruct, &out])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", describe(&o));
+    Some(serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap())
+}
+
+#[test]
+fn plastimatch_reads_keyhole_rtstructs_back_voxel_for_voxel() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cases = vec![(fixtures().join("dicom/sphere"), 500.0, "sphere")];
+    match shared_data() {
+        Some(data) => cases.push((data.join("dicom-mr-series"), 600.0, "real")),
+        None => println!("SKIPPED: ../shared/data is absent; only the sphere fixture was read back"),
+    }
+    for (series, threshold, name) in cases {
+        let d = dir.path().join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        // Holes, islands and islands inside holes (the real series at 600: 1 320 rings).
+        let mask = threshold_mask(&series, threshold, &d);
+        let rtstruct = convert(&mask, &series, "rtstruct", &d);
+        let Some(m) = plastimatch_readback(&series, &mask, &rtstruct) else {
+            return;
+        };
+        assert_eq!(m["plastimatch"]["missing"], 0, "{name}: {m}");
+        assert_eq!(m["plastimatch"]["extra"], 0, "{name}: {m}");
+        assert_eq!(m["plastimatch"]["voxels"], m["mask_voxels"], "{name}: {m}");
+    }
 }

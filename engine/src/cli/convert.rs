@@ -44,6 +44,11 @@ pub struct DicomOutArgs {
     /// default 2.25, UUID-derived).
     #[arg(long)]
     uid_root: Option<String>,
+    /// RTSTRUCT: `keyhole` joins each hole to its island by a zero-width cut (one polygon per
+    /// island, read alike by every planning system); `rings` writes holes as separate contours
+    /// (the even-odd convention).
+    #[arg(long, default_value = "keyhole")]
+    holes: dicom::Holes,
 }
 
 impl DicomOutArgs {
@@ -52,6 +57,7 @@ impl DicomOutArgs {
         let options = dicom::Options {
             roi_name: self.roi_name.clone(),
             uid_root: self.uid_root.clone(),
+            holes: self.holes,
             ..dicom::Options::default()
         };
         options.check().map_err(anyhow::Error::msg)?;

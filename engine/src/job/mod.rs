@@ -116,6 +116,9 @@ pub struct Outputs {
     /// `seg.dcm`: the mask as a DICOM Segmentation referencing the scan, for a DICOM scan.
     /// Default false.
     pub seg: bool,
+    /// How `rtstruct.dcm` writes holes: `keyhole` (joined to their island, the default) or
+    /// `rings` (separate contours, the even-odd convention).
+    pub rtstruct_holes: crate::volume::dicom::Holes,
 }
 
 impl Default for Outputs {
@@ -127,6 +130,7 @@ impl Default for Outputs {
             stdr_distance: true,
             rtstruct: true,
             seg: false,
+            rtstruct_holes: crate::volume::dicom::Holes::Keyhole,
         }
     }
 }

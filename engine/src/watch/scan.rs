@@ -295,7 +295,10 @@ impl<B: AutodiffBackend> Watcher<'_, B> {
         for format in derived.iter().filter(|(on, _)| *on).map(|(_, f)| f) {
             let Some(series) = series else { break };
             let path = dir.join(format.extension());
-            let options = dicom::Options::default();
+            let options = dicom::Options {
+                holes: outputs.rtstruct_holes,
+                ..dicom::Options::default()
+            };
             format
                 .write(&p.mask, &dir.join("mask.nii.gz"), series, &path, &options)
                 .map_err(|e| WatchError::Job {

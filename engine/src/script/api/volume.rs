@@ -123,11 +123,15 @@ fn write_derived(
     l: &Labels,
     series: &str,
     path: &str,
+    holes: volume::dicom::Holes,
 ) -> Result<Map, Box<EvalAltResult>> {
     let session = crate::script::host::session(ctx)?;
     let (folder, out) = (session.sandbox.read(series)?, session.sandbox.write(path)?);
     let s = volume::dicom::read_one_series(&folder).map_err(|e| e.to_string())?;
-    let options = volume::dicom::Options::default();
+    let options = volume::dicom::Options {
+        holes,
+        ..volume::dicom::Options::default()
+    };
     let written = format
         .write(&l.0, Path::new(series), &s, &out, &options)
         .map_err(|e| e.to_string())?;
@@ -189,7 +193,23 @@ pub mod volume_api {
         series: &str,
         path: &str,
     ) -> Result<Map, Box<EvalAltResult>> {
-        super::write_derived(&ctx, volume::dicom::DerivedFormat::Rtstruct, &l, series, path)
+        let holes = volume::dicom::Holes::Keyhole;
+        super::write_derived(&ctx, volume::dicom::DerivedFormat::Rtstruct, &l, series, path, holes)
+    }
+
+    /// `write_rtstruct` with holes written as `"keyhole"` (joined to their island, the default)
+    /// or `"rings"` (separate contours, the even-odd convention):
+    /// `write_rtstruct(mask, "in/MR1", "out/MR1-rs.dcm", "rings")`.
+    #[rhai_fn(return_raw, name = "write_rtstruct")]
+    pub fn write_rtstruct_holes(
+        ctx: NativeCallContext,
+        l: Labels,
+        series: &str,
+        path: &str,
+        holes: &str,
+    ) -> Result<Map, Box<EvalAltResult>> {
+        let holes: volume::dicom::Holes = holes.parse()?;
+        super::write_derived(&ctx, volume::dicom::DerivedFormat::Rtstruct, &l, series, path, holes)
     }
 
     /// Writes the label map as a DICOM Segmentation (binary, one frame per slice) referencing
@@ -197,7 +217,14 @@ pub mod volume_api {
     /// `write_seg(mask, "in/MR1", "out/MR1-seg.dcm")`.
     #[rhai_fn(return_raw)]
     pub fn write_seg(ctx: NativeCallContext, l: Labels, series: &str, path: &str) -> Result<Map, Box<EvalAltResult>> {
-        super::write_derived(&ctx, volume::dicom::DerivedFormat::Seg, &l, series, path)
+        super::write_derived(
+            &ctx,
+            volume::dicom::DerivedFormat::Seg,
+            &l,
+            series,
+            path,
+            Default::default(),
+        )
     }
 
     /// The grid: a map of `dims`, `spacing` (mm), `affine` (4 × 4, RAS+) and `orientation`:

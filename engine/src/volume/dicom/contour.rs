@@ -12,14 +12,36 @@ use std::collections::HashMap;
 
 /// A point in doubled pixel coordinates: `(2i, 2j)` is pixel `(i, j)`'s centre, so edge
 /// midpoints are integers.
-type Point = (i64, i64);
+pub(super) type Point = (i64, i64);
 
 /// One closed contour: points in pixel coordinates `(i, j)` (column, row), not repeating the
 /// first at the end.
 pub type Contour = Vec<[f64; 2]>;
 
-/// The closed contours of `inside` (a `width × height` slice, `i` fastest).
+/// The closed contours of `inside` (a `width × height` slice, `i` fastest): each island's
+/// outer boundary and each hole its own ring, read with the even-odd rule.
 pub fn contours(inside: &[bool], width: usize, height: usize) -> Vec<Contour> {
+    rings(inside, width, height).iter().map(|r| to_pixels(r)).collect()
+}
+
+/// The contours of `inside` with its holes written as `holes` says: as separate rings, or
+/// joined to their island by keyholes ([`super::keyhole`]), so every contour is one polygon.
+pub fn polygons(inside: &[bool], width: usize, height: usize, holes: super::keyhole::Holes) -> Vec<Contour> {
+    let rings = rings(inside, width, height);
+    let polygons = match holes {
+        super::keyhole::Holes::Rings => rings,
+        super::keyhole::Holes::Keyhole => super::keyhole::join(rings),
+    };
+    polygons.iter().map(|r| to_pixels(r)).collect()
+}
+
+/// A ring in doubled coordinates as pixel coordinates.
+fn to_pixels(ring: &[Point]) -> Contour {
+    ring.iter().map(|&(x, y)| [x as f64 / 2.0, y as f64 / 2.0]).collect()
+}
+
+/// The rings of `inside` in doubled coordinates, the inside always on the same side.
+pub(super) fn rings(inside: &[bool], width: usize, height: usize) -> Vec<Vec<Point>> {
     assert_eq!(inside.len(), width * height, "slice of {width} × {height}");
     let at = |x: i64, y: i64| {
         x >= 0 && y >= 0 && (x as usize) < width && (y as usize) < height && inside[y as usize * width + x as usize]
@@ -67,12 +89,7 @@ pub fn contours(inside: &[bool], width: usize, height: usize) -> Vec<Contour> {
                 .remove(&p)
                 .expect("every crossing has a successor: the contour closes");
         }
-        out.push(
-            simplify(&ring)
-                .into_iter()
-                .map(|(x, y)| [x as f64 / 2.0, y as f64 / 2.0])
-                .collect(),
-        );
+        out.push(simplify(&ring));
     }
     out
 }
@@ -114,20 +131,45 @@ mod tests {
         (data, w, rows.len())
     }
 
-    /// The even-odd rule at every pixel centre gives the mask back.
+    /// The even-odd rule at every pixel centre gives the mask back, for rings and for
+    /// keyholes; keyholes also by the non-zero winding rule and polygon by polygon (a union
+    /// of fills, as rt-utils reads), and every hole is joined.
     fn assert_round_trip(rows: &[&str]) -> Vec<Contour> {
         let (mask, w, h) = parse(rows);
         let cs = contours(&mask, w, h);
+        let keyholes = polygons(&mask, w, h, super::super::keyhole::Holes::Keyhole);
         for y in 0..h {
             for x in 0..w {
+                let (px, py, m) = (x as f64, y as f64, mask[y * w + x]);
+                assert_eq!(even_odd(&cs, px, py), m, "pixel ({x}, {y}) of {rows:?} with {cs:?}");
                 assert_eq!(
-                    even_odd(&cs, x as f64, y as f64),
-                    mask[y * w + x],
-                    "pixel ({x}, {y}) of {rows:?} with {cs:?}"
+                    even_odd(&keyholes, px, py),
+                    m,
+                    "keyholes at ({x}, {y}) of {rows:?}: {keyholes:?}"
                 );
+                let union = keyholes.iter().any(|k| even_odd(std::slice::from_ref(k), px, py));
+                assert_eq!(union, m, "keyholes one by one at ({x}, {y}) of {rows:?}: {keyholes:?}");
+                assert_eq!(winding(&keyholes, px, py) != 0, m, "non-zero at ({x}, {y}) of {rows:?}");
             }
         }
         cs
+    }
+
+    /// The winding number of `(x, y)` around the contours.
+    fn winding(contours: &[Contour], x: f64, y: f64) -> i32 {
+        let mut w = 0;
+        for ring in contours {
+            for k in 0..ring.len() {
+                let ([x0, y0], [x1, y1]) = (ring[k], ring[(k + 1) % ring.len()]);
+                let side = (x1 - x0) * (y - y0) - (x - x0) * (y1 - y0);
+                if y0 <= y && y1 > y && side > 0.0 {
+                    w += 1;
+                } else if y0 > y && y1 <= y && side < 0.0 {
+                    w -= 1;
+                }
+            }
+        }
+        w
     }
 
     #[test]
@@ -145,6 +187,9 @@ mod tests {
     fn holes_islands_saddles_and_borders_round_trip() {
         let ring = assert_round_trip(&["#####", "#...#", "#.#.#", "#...#", "#####"]);
         assert_eq!(ring.len(), 3, "outer, hole, island in the hole");
+        let (mask, w, h) = parse(&["#####", "#...#", "#.#.#", "#...#", "#####"]);
+        let keyholes = polygons(&mask, w, h, super::super::keyhole::Holes::Keyhole);
+        assert_eq!(keyholes.len(), 2, "the outer joined with its hole, the island its own");
         let saddle = assert_round_trip(&["#.", ".#"]);
         assert_eq!(saddle.len(), 2, "diagonal neighbours are two islands");
         assert_eq!(assert_round_trip(&["#"]).len(), 1);
@@ -155,10 +200,11 @@ mod tests {
     #[test]
     fn random_masks_round_trip() {
         let mut state = 7u64;
-        for _ in 0..50 {
-            let rows: Vec<String> = (0..9)
+        for m in 0..400 {
+            let (height, width) = (9 + m % 7, 11 + m % 5);
+            let rows: Vec<String> = (0..height)
                 .map(|_| {
-                    (0..11)
+                    (0..width)
                         .map(|_| {
                             state = state
                                 .wrapping_mul(6364136223846793005)

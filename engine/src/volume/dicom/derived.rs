@@ -39,6 +39,8 @@ pub struct Options {
     pub uid_root: Option<String>,
     /// What produced the mask (SeriesDescription, the algorithm's name).
     pub algorithm: String,
+    /// RTSTRUCT: holes joined to their island as keyholes (the default) or separate rings.
+    pub holes: super::Holes,
 }
 
 impl Default for Options {
@@ -48,6 +50,7 @@ impl Default for Options {
             label: None,
             uid_root: None,
             algorithm: format!("delinea {}", crate::VERSION),
+            holes: super::Holes::Keyhole,
         }
     }
 }

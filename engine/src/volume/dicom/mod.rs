@@ -19,10 +19,12 @@
 
 pub mod contour;
 mod derived;
+pub mod keyhole;
 mod rtstruct;
 mod seg;
 
 pub use derived::{new_uid, DerivedFormat, Options, Written, DEFAULT_UID_ROOT};
+pub use keyhole::Holes;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

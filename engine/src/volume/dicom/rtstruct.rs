@@ -2,10 +2,12 @@
 //! series the mask was predicted on.
 //!
 //! One ROI (name from [`Options`], "GTV" by default, interpreted type GTV, generated
-//! AUTOMATIC) with one CLOSED_PLANAR contour per island and per hole on each slice
+//! AUTOMATIC) with one CLOSED_PLANAR contour per island on each slice
 //! ([`contour`](super::contour): marching squares at the 0.5 iso-line, so every point is
-//! within half a pixel of the mask's edge; holes are separate contours inside their island,
-//! read with the even-odd rule as planning systems do). Points are in patient coordinates
+//! within half a pixel of the mask's edge). Holes are joined to their island by keyholes
+//! ([`keyhole`](super::keyhole)), so no nesting convention is needed to read them; with
+//! [`Holes::Rings`](super::Holes) they are separate contours inside their island, read with
+//! the even-odd rule. Points are in patient coordinates
 //! (LPS, mm) on the plane of the referenced image: its ImagePositionPatient plus the in-plane
 //! offset. Each contour references its image (ContourImageSequence, with the frame number for
 //! a multi-frame image); the structure set references the Frame of Reference, study, series
@@ -15,7 +17,7 @@ use dicom_core::VR;
 use dicom_dictionary_std::tags;
 use dicom_object::InMemDicomObject;
 
-use super::contour::contours;
+use super::contour::polygons;
 use super::derived::{self, ds, el, item, seq, strs, Options};
 use super::{Series, SliceRef};
 
@@ -40,7 +42,7 @@ pub(super) fn build(
     let [w, h, _] = series.volume.geometry.dims;
     let mut contour_items = Vec::new();
     for (k, inside) in slices.iter().enumerate() {
-        for ring in contours(inside, w, h) {
+        for ring in polygons(inside, w, h, options.holes) {
             let points: Vec<f64> = ring.iter().flat_map(|&[i, j]| patient_point(series, k, i, j)).collect();
             contour_items.push(item([
                 seq(tags::CONTOUR_IMAGE_SEQUENCE, vec![image_ref(&r.slices[k])]),
