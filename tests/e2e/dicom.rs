@@ -377,3 +377,72 @@ fn plastimatch_reads_keyhole_rtstructs_back_voxel_for_voxel() {
         assert_eq!(m["plastimatch"]["voxels"], m["mask_voxels"], "{name}: {m}");
     }
 }
+
+/// `delinea convert RTSTRUCT OUT.nii.gz --reference SERIES` and the mask it gives.
+fn read_back(rtstruct: &Path, series: &Path, out: &Path) -> LabelMap {
+    let o = delinea(&[
+        "convert",
+        rtstruct.to_str().unwrap(),
+        out.to_str().unwrap(),
+        "--reference",
+        series.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", describe(&o));
+    volume::read_label_map(out).unwrap()
+}
+
+#[test]
+fn an_rtstruct_is_read_back_as_the_mask_it_was_written_from_with_keyholes_or_rings() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cases = vec![(fixtures().join("dicom/sphere"), 500.0, "sphere")];
+    match shared_data() {
+        Some(data) => cases.push((data.join("dicom-mr-series"), 600.0, "real")),
+        None => println!("SKIPPED: ../shared/data is absent; only the sphere fixture was read back"),
+    }
+    for (series, threshold, name) in &cases {
+        let d = dir.path().join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        let mask_path = threshold_mask(series, *threshold, &d);
+        let mask = volume::read_label_map(&mask_path).unwrap();
+        for holes in ["keyhole", "rings"] {
+            let rtstruct = d.join(format!("{holes}.dcm"));
+            let o = delinea(&[
+                "convert",
+                mask_path.to_str().unwrap(),
+                rtstruct.to_str().unwrap(),
+                "--reference",
+                series.to_str().unwrap(),
+                "--holes",
+                holes,
+            ]);
+            assert!(o.status.success(), "{}", describe(&o));
+            let back = read_back(&rtstruct, series, &d.join(format!("{holes}.nii.gz")));
+            assert!(back.geometry.mismatch(&mask.geometry).is_none(), "{name} {holes}");
+            let differing = back.data.iter().zip(&mask.data).filter(|(a, b)| (**a > 0) != (**b > 0)).count();
+            assert_eq!(differing, 0, "{name} {holes}: voxels differing");
+        }
+    }
+    // As a manifest's label of a series: validate reads it onto the series' grid.
+    let d = dir.path().join("sphere");
+    copy_fixture("sphere", &d.join("series"));
+    let manifest = serde_json::json!({"centres": [{"id": "T", "role": "target"}],
+        "cases": [{"id": "s", "centre": "T", "split": "test", "image": "series", "labels": {"r1": "keyhole.dcm"}}]});
+    std::fs::write(d.join("manifest.json"), manifest.to_string()).unwrap();
+    let o = delinea(&["validate", d.join("manifest.json").to_str().unwrap()]);
+    assert!(o.status.success(), "{}", describe(&o));
+    // Another series' structure set is refused, naming both frames of reference.
+    if let Some(data) = shared_data() {
+        let out = d.join("wrong.nii.gz");
+        let o = delinea(&[
+            "convert",
+            d.join("keyhole.dcm").to_str().unwrap(),
+            out.to_str().unwrap(),
+            "--reference",
+            data.join("dicom-mr-series").to_str().unwrap(),
+        ]);
+        assert_eq!(o.status.code(), Some(2), "{}", describe(&o));
+        assert!(describe(&o).contains("frame of reference"), "{}", describe(&o));
+        assert!(!out.exists());
+    }
+}

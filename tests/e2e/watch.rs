@@ -518,6 +518,28 @@ fn a_dicom_series_folder_and_a_multiframe_file_are_arrivals() {
         super::dicom::referenced_series(&outbox.join("cases/enhanced/rtstruct.dcm")),
         enhanced
     );
+    // An RTSTRUCT drawn on the series comes back as a label, measured as a NIfTI one is.
+    let mean = series.data.iter().sum::<f32>() / series.data.len() as f32;
+    let drawn = volume::LabelMap {
+        data: series.data.iter().map(|v| u8::from(*v > mean)).collect(),
+        geometry: series.geometry.clone(),
+    };
+    let staged = s.root.join("drawn");
+    std::fs::create_dir_all(&staged).unwrap();
+    volume::write_label_map(&staged.join("drawn.nii.gz"), &drawn).unwrap();
+    let rs = staged.join("renamed-series@dr-rt.dcm");
+    let (tilted, nifti) = (fixtures.join("tilted"), staged.join("drawn.nii.gz"));
+    let args = ["convert", nifti.to_str().unwrap(), rs.to_str().unwrap(), "--reference", tilted.to_str().unwrap()];
+    assert!(delinea(&args).status.success());
+    std::fs::rename(&rs, labels.join("renamed-series@dr-rt.dcm")).unwrap();
+    let csv = outbox.join("revisions.csv");
+    let registered = wait_until(Duration::from_secs(30), || {
+        std::fs::read_to_string(&csv).is_ok_and(|t| t.contains(",renamed-series,dr-rt,"))
+    });
+    assert!(registered, "{:#?}", journal(&outbox));
+    let row = std::fs::read_to_string(&csv).unwrap();
+    let voxels = drawn.data.iter().filter(|v| **v > 0).count();
+    assert!(row.contains(&format!(",{voxels},")), "final voxels {voxels}: {row}");
     assert_eq!(terminate(child), Some(0));
     // `delinea predict --input SERIES_DIR` gives the same mask, named after the folder.
     let direct = s.root.join("direct-dicom");

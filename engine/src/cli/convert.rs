@@ -1,5 +1,6 @@
 //! `delinea convert IN OUT`: a DICOM series (folder or file) to NIfTI with the same geometry and
-//! voxel values; with `--reference SERIES`, a mask to an RTSTRUCT or DICOM-SEG referencing it.
+//! voxel values; with `--reference SERIES`, a mask to an RTSTRUCT or DICOM-SEG referencing it,
+//! or an RTSTRUCT back to a mask on the series' grid.
 
 use std::path::{Path, PathBuf};
 
@@ -13,7 +14,8 @@ use super::{print_json, ExitStatus, Global};
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// A DICOM series folder, a folder of several series, or one DICOM file; with
-    /// `--reference`, a mask (NIfTI label map) on that series' grid.
+    /// `--reference`, a mask (NIfTI label map) on that series' grid, or an RTSTRUCT drawn on it
+    /// (read back to a `.nii.gz` mask: the ROI named --roi-name, or its only ROI).
     input: PathBuf,
     /// A `.nii` / `.nii.gz` file (the input must hold one series), or a folder that receives
     /// `<SeriesInstanceUID>.nii.gz` per series; with `--reference`, the `.dcm` file to write.
@@ -137,8 +139,32 @@ pub fn run(args: Args, global: Global) -> anyhow::Result<ExitStatus> {
     Ok(ExitStatus::Success)
 }
 
+/// An RT Structure Set read back onto its series' grid as a NIfTI label map.
+fn read_back(args: &Args, reference: &Path, global: Global) -> anyhow::Result<ExitStatus> {
+    let series = dicom::read_one_series(reference)?;
+    let name = args.dicom_out.roi_name.as_str();
+    let mask = dicom::read_rtstruct(&args.input, &series, Some(name))
+        .or_else(|_| dicom::read_rtstruct(&args.input, &series, None))?;
+    volume::write_label_map(&args.output, &mask)?;
+    let voxels = mask.data.iter().filter(|v| **v > 0).count();
+    if args.json {
+        print_json(&serde_json::json!({"voxels": voxels, "series": series.uid, "out": args.output}))?;
+    } else if !global.quiet {
+        println!(
+            "RTSTRUCT {} read on series {}: {voxels} voxels -> {}",
+            args.input.display(),
+            series.uid,
+            args.output.display()
+        );
+    }
+    Ok(ExitStatus::Success)
+}
+
 /// A mask and its reference series to an RTSTRUCT or SEG.
 fn derive(args: &Args, reference: &Path, global: Global) -> anyhow::Result<ExitStatus> {
+    if is_nifti_name(&args.output) && dicom::is_dicom(&args.input) {
+        return read_back(args, reference, global);
+    }
     let options = dicom::Options {
         label: args.label,
         ..args.dicom_out.options()?

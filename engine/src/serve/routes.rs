@@ -225,10 +225,10 @@ fn upload(image: &str, form: &http::Form) -> ApiResult<Upload> {
     let Some((file, name)) = &form.file else {
         return Err(ApiError::bad("no label file in the request (multipart field 'label')"));
     };
-    let suffix = [".seg.nrrd", ".nrrd", ".nii.gz", ".nii"]
+    let suffix = [".seg.nrrd", ".nrrd", ".nii.gz", ".nii", ".dcm"]
         .into_iter()
         .find(|x| name.to_ascii_lowercase().ends_with(x))
-        .ok_or_else(|| ApiError::bad(format!("{name}: labels are .nii.gz, .nii, .nrrd or .seg.nrrd")))?;
+        .ok_or_else(|| ApiError::bad(format!("{name}: labels are .nii.gz, .nii, .nrrd, .seg.nrrd or an RTSTRUCT .dcm")))?;
     let names = match form.params.get("label_info") {
         None | Some(Value::Null) => None,
         Some(v) => Some(label_info(v)?),

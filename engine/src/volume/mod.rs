@@ -26,10 +26,22 @@ pub use error::Error;
 pub use geometry::{Affine, Geometry, GRID_TOLERANCE};
 pub use image::{selects, Image, LabelMap, Volume};
 pub use nifti::{
-    check_same_grid, inspect, read_label_map, read_label_map_for, read_volume_with_info, write_label_map, write_volume,
-    Inspection, NiftiInfo, ReadVolume, Stats,
+    check_same_grid, inspect, read_label_map, read_volume_with_info, write_label_map, write_volume, Inspection,
+    NiftiInfo, ReadVolume, Stats,
 };
 pub use nrrd::{NrrdLabels, Segment};
+
+/// Reads the labels of `image` (on its grid `image_geometry`): a NIfTI label map, or, for a
+/// DICOM series, an RT Structure Set drawn on it (its only ROI, filled by the even-odd rule).
+pub fn read_label_map_for(labels: &std::path::Path, image: &std::path::Path, image_geometry: &Geometry) -> Result<LabelMap, Error> {
+    if !dicom::is_dicom(labels) {
+        return nifti::read_label_map_for(labels, image, image_geometry);
+    }
+    let series = dicom::read_one_series(image)?;
+    let map = dicom::read_rtstruct(labels, &series, None)?;
+    check_same_grid(image, image_geometry, labels, &map.geometry)?;
+    Ok(map)
+}
 
 /// Reads an image: a DICOM series (a folder, or a DICOM file) or a NIfTI file.
 pub fn read_volume(path: &std::path::Path) -> Result<Volume, Error> {

@@ -1,4 +1,5 @@
-//! Labels that come back: `LABELS/<case>.nii.gz` or `LABELS/<case>@<rater>.nii.gz`, claimed
+//! Labels that come back: `LABELS/<case>.nii.gz` or `LABELS/<case>@<rater>.nii.gz` (or an
+//! RTSTRUCT drawn on a DICOM scan, `<case>.dcm` / `<case>@<rater>.dcm`), claimed
 //! into `STATE/labels/NNNN-<name>` (kept there, byte for byte; a later file for the same case
 //! is a new version and the latest counts), checked against the scan's grid, measured against
 //! the mask the watcher predicted (`revisions.csv`), and taken out of the ranked pool.
@@ -34,7 +35,14 @@ impl<B: AutodiffBackend> Watcher<'_, B> {
         };
         let name = entry.name.clone();
         let src = labels.join(&name);
-        match volume::read_label_map(&src) {
+        let check = match volume::dicom::is_dicom(&src) {
+            true => dicom_object::open_file(&src).map(|_| ()).map_err(|e| volume::Error::Unsupported {
+                path: src.clone(),
+                what: e.to_string(),
+            }),
+            false => volume::read_label_map(&src).map(|_| ()),
+        };
+        match check {
             Err(volume::Error::Io { ref cause, .. }) if cause.kind() == ErrorKind::NotFound => {
                 tracker.remove(&name);
                 return Ok(false);
@@ -146,9 +154,9 @@ impl<B: AutodiffBackend> Watcher<'_, B> {
         let (mask_path, model) = self.shown_prediction(case, *model);
         let mask = volume::read_label_map(&mask_path).map_err(|e| e.to_string())?;
         let path = self.layout.stored_labels().join(stored);
-        let label = volume::read_label_map(&path).map_err(|e| e.to_string())?;
         let scan = self.layout.processed.join(input);
-        volume::check_same_grid(&scan, &mask.geometry, &path, &label.geometry).map_err(|e| e.to_string())?;
+        // A NIfTI label map on the scan's grid, or an RTSTRUCT drawn on the scan's series.
+        let label = volume::read_label_map_for(&path, &scan, &mask.geometry).map_err(|e| e.to_string())?;
         Ok(Revision::measure(case, rater, model, &mask, &label))
     }
 

@@ -106,6 +106,34 @@ fn simplify(ring: &[Point]) -> Vec<Point> {
         .collect()
 }
 
+/// The pixels of a `width × height` slice whose centres are inside `contours` by the even-odd
+/// rule (as [`even_odd`] at every centre, a row at a time).
+pub fn fill_even_odd(contours: &[Contour], width: usize, height: usize) -> Vec<bool> {
+    let mut out = vec![false; width * height];
+    let mut xs: Vec<f64> = Vec::new();
+    for y in 0..height {
+        let yc = y as f64;
+        xs.clear();
+        for ring in contours {
+            let n = ring.len();
+            for k in 0..n {
+                let ([x0, y0], [x1, y1]) = (ring[k], ring[(k + 1) % n]);
+                if (y0 > yc) != (y1 > yc) {
+                    xs.push(x0 + (yc - y0) * (x1 - x0) / (y1 - y0));
+                }
+            }
+        }
+        xs.sort_by(f64::total_cmp);
+        // A centre is inside when an odd number of crossings lie at or left of it.
+        for pair in xs.chunks_exact(2) {
+            let clamp = |c: f64| (c.ceil().max(0.0) as usize).min(width);
+            let row = &mut out[y * width..(y + 1) * width];
+            row[clamp(pair[0])..clamp(pair[1]).max(clamp(pair[0]))].fill(true);
+        }
+    }
+    out
+}
+
 /// Whether `(x, y)` is inside the contours by the even-odd rule.
 pub fn even_odd(contours: &[Contour], x: f64, y: f64) -> bool {
     let mut inside = false;
@@ -152,6 +180,8 @@ mod tests {
                 assert_eq!(winding(&keyholes, px, py) != 0, m, "non-zero at ({x}, {y}) of {rows:?}");
             }
         }
+        assert_eq!(fill_even_odd(&cs, w, h), mask, "rows filled: {rows:?}");
+        assert_eq!(fill_even_odd(&keyholes, w, h), mask, "keyholes filled: {rows:?}");
         cs
     }
 

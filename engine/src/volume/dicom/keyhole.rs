@@ -52,7 +52,7 @@ pub(super) fn join(rings: Vec<Vec<Point>>) -> Vec<Vec<Point>> {
         }
     }
     let mut out = Vec::new();
-    for outer in (0..rings.len()).filter(|&r| depth[r] % 2 == 0) {
+    for outer in (0..rings.len()).filter(|&r| depth[r].is_multiple_of(2)) {
         let others: Vec<&[Point]> = (0..rings.len())
             .filter(|&o| o != outer && !holes_of[outer].contains(&o))
             .map(|o| rings[o].as_slice())

@@ -20,11 +20,13 @@
 pub mod contour;
 mod derived;
 pub mod keyhole;
+mod rtstruct_read;
 mod rtstruct;
 mod seg;
 
 pub use derived::{new_uid, DerivedFormat, Options, Written, DEFAULT_UID_ROOT};
 pub use keyhole::Holes;
+pub use rtstruct_read::read_rtstruct;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
