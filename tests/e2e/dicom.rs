@@ -375,6 +375,15 @@ fn plastimatch_reads_keyhole_rtstructs_back_voxel_for_voxel() {
         assert_eq!(m["plastimatch"]["missing"], 0, "{name}: {m}");
         assert_eq!(m["plastimatch"]["extra"], 0, "{name}: {m}");
         assert_eq!(m["plastimatch"]["voxels"], m["mask_voxels"], "{name}: {m}");
+        // rt-utils rounds points to pixel centres with one uniform grid from the first slice:
+        // it never misses a voxel of these files (points sit 0.05 pixel inside the edge), and
+        // on the real series, whose slice positions jitter, it adds a boundary pixel here and
+        // there (2 122 voxels, about 6 %: README "DICOM in, RTSTRUCT and SEG out").
+        if name == "real" {
+            assert_eq!(m["rt-utils"]["missing"], 0, "{m}");
+            let extra = m["rt-utils"]["extra"].as_f64().unwrap();
+            assert!(extra < 0.07 * m["mask_voxels"].as_f64().unwrap(), "{m}");
+        }
     }
 }
 
@@ -419,7 +428,12 @@ fn an_rtstruct_is_read_back_as_the_mask_it_was_written_from_with_keyholes_or_rin
             assert!(o.status.success(), "{}", describe(&o));
             let back = read_back(&rtstruct, series, &d.join(format!("{holes}.nii.gz")));
             assert!(back.geometry.mismatch(&mask.geometry).is_none(), "{name} {holes}");
-            let differing = back.data.iter().zip(&mask.data).filter(|(a, b)| (**a > 0) != (**b > 0)).count();
+            let differing = back
+                .data
+                .iter()
+                .zip(&mask.data)
+                .filter(|(a, b)| (**a > 0) != (**b > 0))
+                .count();
             assert_eq!(differing, 0, "{name} {holes}: voxels differing");
         }
     }

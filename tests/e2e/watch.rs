@@ -529,7 +529,13 @@ fn a_dicom_series_folder_and_a_multiframe_file_are_arrivals() {
     volume::write_label_map(&staged.join("drawn.nii.gz"), &drawn).unwrap();
     let rs = staged.join("renamed-series@dr-rt.dcm");
     let (tilted, nifti) = (fixtures.join("tilted"), staged.join("drawn.nii.gz"));
-    let args = ["convert", nifti.to_str().unwrap(), rs.to_str().unwrap(), "--reference", tilted.to_str().unwrap()];
+    let args = [
+        "convert",
+        nifti.to_str().unwrap(),
+        rs.to_str().unwrap(),
+        "--reference",
+        tilted.to_str().unwrap(),
+    ];
     assert!(delinea(&args).status.success());
     std::fs::rename(&rs, labels.join("renamed-series@dr-rt.dcm")).unwrap();
     let csv = outbox.join("revisions.csv");

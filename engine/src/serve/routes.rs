@@ -228,7 +228,11 @@ fn upload(image: &str, form: &http::Form) -> ApiResult<Upload> {
     let suffix = [".seg.nrrd", ".nrrd", ".nii.gz", ".nii", ".dcm"]
         .into_iter()
         .find(|x| name.to_ascii_lowercase().ends_with(x))
-        .ok_or_else(|| ApiError::bad(format!("{name}: labels are .nii.gz, .nii, .nrrd, .seg.nrrd or an RTSTRUCT .dcm")))?;
+        .ok_or_else(|| {
+            ApiError::bad(format!(
+                "{name}: labels are .nii.gz, .nii, .nrrd, .seg.nrrd or an RTSTRUCT .dcm"
+            ))
+        })?;
     let names = match form.params.get("label_info") {
         None | Some(Value::Null) => None,
         Some(v) => Some(label_info(v)?),

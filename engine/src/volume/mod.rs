@@ -33,7 +33,11 @@ pub use nrrd::{NrrdLabels, Segment};
 
 /// Reads the labels of `image` (on its grid `image_geometry`): a NIfTI label map, or, for a
 /// DICOM series, an RT Structure Set drawn on it (its only ROI, filled by the even-odd rule).
-pub fn read_label_map_for(labels: &std::path::Path, image: &std::path::Path, image_geometry: &Geometry) -> Result<LabelMap, Error> {
+pub fn read_label_map_for(
+    labels: &std::path::Path,
+    image: &std::path::Path,
+    image_geometry: &Geometry,
+) -> Result<LabelMap, Error> {
     if !dicom::is_dicom(labels) {
         return nifti::read_label_map_for(labels, image, image_geometry);
     }

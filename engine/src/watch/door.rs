@@ -406,9 +406,16 @@ impl<B: AutodiffBackend> Watcher<'_, B> {
             ".nii.gz" | ".nii" => (volume::read_label_map(&u.file).map_err(named)?, Vec::new()),
             ".dcm" => {
                 let series = volume::dicom::read_one_series(&image.file).map_err(named)?;
-                (volume::dicom::read_rtstruct(&u.file, &series, None).map_err(named)?, Vec::new())
+                (
+                    volume::dicom::read_rtstruct(&u.file, &series, None).map_err(named)?,
+                    Vec::new(),
+                )
             }
-            other => return Err(format!("{other}: labels are .nii.gz, .nii, .nrrd, .seg.nrrd or an RTSTRUCT .dcm")),
+            other => {
+                return Err(format!(
+                    "{other}: labels are .nii.gz, .nii, .nrrd, .seg.nrrd or an RTSTRUCT .dcm"
+                ))
+            }
         };
         let names = match (&u.names, segments.is_empty()) {
             (_, false) => Some(segments),

@@ -24,15 +24,45 @@ pub fn contours(inside: &[bool], width: usize, height: usize) -> Vec<Contour> {
     rings(inside, width, height).iter().map(|r| to_pixels(r)).collect()
 }
 
-/// The contours of `inside` with its holes written as `holes` says: as separate rings, or
-/// joined to their island by keyholes ([`super::keyhole`]), so every contour is one polygon.
+/// How far (pixels) an RTSTRUCT point is moved from the edge midpoint towards the inside pixel
+/// centre(s) next to it: tools that round points to pixel centres and fill edges included
+/// (rt-utils, OpenCV's `fillPoly`) then land on inside pixels, while tools that test pixel
+/// centres (plastimatch, the even-odd rule) still see every centre 0.45 pixel or more away.
+pub const INSET: f64 = 0.05;
+
+/// The contours of `inside` as an RTSTRUCT writes them: holes as separate rings or joined to
+/// their island by keyholes ([`super::keyhole`]), every point moved [`INSET`] pixel inwards.
 pub fn polygons(inside: &[bool], width: usize, height: usize, holes: super::keyhole::Holes) -> Vec<Contour> {
     let rings = rings(inside, width, height);
     let polygons = match holes {
         super::keyhole::Holes::Rings => rings,
         super::keyhole::Holes::Keyhole => super::keyhole::join(rings),
     };
-    polygons.iter().map(|r| to_pixels(r)).collect()
+    let at = |x: i64, y: i64| {
+        x >= 0 && y >= 0 && (x as usize) < width && (y as usize) < height && inside[y as usize * width + x as usize]
+    };
+    let inset = |&(x, y): &Point| {
+        // The pixel centres nearest the point (2 at an edge midpoint, 4 at a cell corner).
+        let near = [
+            (x.div_euclid(2), y.div_euclid(2)),
+            ((x + 1).div_euclid(2), y.div_euclid(2)),
+            (x.div_euclid(2), (y + 1).div_euclid(2)),
+            ((x + 1).div_euclid(2), (y + 1).div_euclid(2)),
+        ];
+        let ins: Vec<(i64, i64)> = near.iter().copied().filter(|&(i, j)| at(i, j)).collect();
+        let (px, py) = (x as f64 / 2.0, y as f64 / 2.0);
+        let n = ins.len().max(1) as f64;
+        let (cx, cy) = ins
+            .iter()
+            .fold((0.0, 0.0), |(a, b), &(i, j)| (a + i as f64 / n, b + j as f64 / n));
+        let (dx, dy) = (cx - px, cy - py);
+        let len = (dx * dx + dy * dy).sqrt();
+        match len > 1e-9 {
+            true => [px + INSET * dx / len, py + INSET * dy / len],
+            false => [px, py],
+        }
+    };
+    polygons.iter().map(|r| r.iter().map(inset).collect()).collect()
 }
 
 /// A ring in doubled coordinates as pixel coordinates.

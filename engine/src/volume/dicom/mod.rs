@@ -20,8 +20,8 @@
 pub mod contour;
 mod derived;
 pub mod keyhole;
-mod rtstruct_read;
 mod rtstruct;
+mod rtstruct_read;
 mod seg;
 
 pub use derived::{new_uid, DerivedFormat, Options, Written, DEFAULT_UID_ROOT};

@@ -84,7 +84,13 @@ fn closed_contours(obj: &InMemDicomObject, number: &str) -> Vec<Vec<[f64; 3]>> {
     contours
         .iter()
         .filter(|c| text(c, tags::CONTOUR_GEOMETRIC_TYPE).as_deref() == Some("CLOSED_PLANAR"))
-        .filter_map(|c| c.element_opt(tags::CONTOUR_DATA).ok().flatten()?.to_multi_float64().ok())
+        .filter_map(|c| {
+            c.element_opt(tags::CONTOUR_DATA)
+                .ok()
+                .flatten()?
+                .to_multi_float64()
+                .ok()
+        })
         .map(|v| v.chunks_exact(3).map(|p| [p[0], p[1], p[2]]).collect())
         .collect()
 }
@@ -105,7 +111,9 @@ fn place(series: &Series, points: &[[f64; 3]]) -> Result<(usize, Contour), Strin
         .ok_or("the series has no slices")?;
     let tolerance = 0.25 * g.spacing[2];
     if off > tolerance || points.iter().any(|p| height(*p, positions[k]).abs() > tolerance) {
-        return Err(format!("not on the plane of any slice (nearest: slice {k}, {off:.3} mm away)"));
+        return Err(format!(
+            "not on the plane of any slice (nearest: slice {k}, {off:.3} mm away)"
+        ));
     }
     let o = positions[k];
     let ring = points
@@ -132,7 +140,11 @@ fn dot(a: [f64; 3], b: [f64; 3]) -> f64 {
 }
 
 fn cross(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
-    [a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]]
+    [
+        a[1] * b[2] - a[2] * b[1],
+        a[2] * b[0] - a[0] * b[2],
+        a[0] * b[1] - a[1] * b[0],
+    ]
 }
 
 fn norm(a: [f64; 3]) -> f64 {
