@@ -422,6 +422,26 @@ fn hostile_requests_are_refused_naming_the_problem_and_change_nothing() {
         200
     );
     assert_eq!(json(&server.request_as("GET", "/auth/", "", b"").1)["enabled"], true);
+    // Slicer's login: the password is the token.
+    let form = "Content-Type: application/x-www-form-urlencoded\r\n";
+    let (status, body) = server.request_as(
+        "POST",
+        "/auth/token",
+        form,
+        b"username=dr-a&password=s3cret-token&grant_type=password",
+    );
+    assert_eq!(
+        (status, json(&body)["access_token"].clone()),
+        (200, "s3cret-token".into()),
+        "{body}"
+    );
+    let (status, _) = server.request_as(
+        "POST",
+        "/auth/token",
+        form,
+        b"username=dr-a&password=guess&grant_type=password",
+    );
+    assert_eq!(status, 401);
     assert_eq!(before, tree(&s.ds()), "a refused request changed the datastore");
     let out = Command::new(env!("CARGO_BIN_EXE_delinea"))
         .args([
