@@ -22,6 +22,7 @@ use super::{Layout, WatchError, Watcher};
 use crate::infer::{predict_volume, PredictOptions};
 use crate::job::Adaptation;
 use crate::strategy::query::{self, QueryStrategy};
+use crate::strategy::Resolver;
 use crate::volume::{self, LabelMap};
 
 /// The one class delinea delineates, as label names travel (Slicer segment names).
@@ -252,7 +253,11 @@ impl<B: AutodiffBackend> Watcher<'_, B> {
         let own = strategy == self.options.job.query.strategy;
         let resolved: Option<Box<dyn QueryStrategy>> = match own {
             true => None,
-            false => Some(query::by_name(strategy).map_err(|e| Refusal::Invalid(e.to_string()))?),
+            false => Some(
+                Resolver::new()
+                    .resolve_query(strategy)
+                    .map_err(|e| Refusal::Invalid(e.to_string()))?,
+            ),
         };
         let order = self
             .ranker
@@ -483,11 +488,15 @@ impl<B: AutodiffBackend> Watcher<'_, B> {
         }
     }
 
-    /// The job's query strategy, then each builtin the pool rows serve.
+    /// The job's query strategy, then each builtin the pool rows serve (through the one
+    /// resolver; a client may name only these, never a script or plugin path of its own).
     fn strategies(&self) -> Vec<String> {
         let mut names = vec![self.options.job.query.strategy.clone()];
+        let resolver = Resolver::new();
         for name in query::BUILTIN_NAMES {
-            let serves = query::by_name(name).is_ok_and(|s| self.ranker.serves(s.as_ref()));
+            let serves = resolver
+                .resolve_query(name)
+                .is_ok_and(|s| self.ranker.serves(s.as_ref()));
             if serves && !names.iter().any(|n| n == name) {
                 names.push(name.to_string());
             }
