@@ -288,6 +288,18 @@ impl Job {
         self.device.parse::<DeviceRequest>().map_err(|e| e.to_string())
     }
 
+    /// The adaptation a Train request runs (`delinea serve`): the job's, or `finetune+pseudo`
+    /// with the engine's training config when the job names none (then never by trigger).
+    pub fn requested_adaptation(&self) -> Adaptation {
+        self.adaptation.clone().unwrap_or_else(|| Adaptation {
+            every_labels: usize::MAX,
+            strategy: default_adapt(),
+            config: None,
+            iterations: None,
+            batch: None,
+        })
+    }
+
     /// The query budget.
     pub fn budget(&self) -> Result<Budget, crate::strategy::query::Error> {
         Budget::parse(&self.query.budget)

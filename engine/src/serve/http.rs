@@ -103,7 +103,7 @@ pub fn authorized(headers: &HeaderMap, token: &str) -> bool {
 }
 
 /// Equal bytes, in a time that depends only on the lengths.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     let diff = a
         .iter()
         .zip(b)

@@ -20,7 +20,6 @@ use super::revision::Revision;
 use super::worker::Progress;
 use super::{Layout, WatchError, Watcher};
 use crate::infer::{predict_volume, PredictOptions};
-use crate::job::Adaptation;
 use crate::strategy::query::{self, QueryStrategy};
 use crate::strategy::Resolver;
 use crate::volume::{self, LabelMap};
@@ -447,13 +446,7 @@ impl<B: AutodiffBackend> Watcher<'_, B> {
                 "no label is registered yet: submit a label first".into(),
             )));
         }
-        let a = self.options.job.adaptation.clone().unwrap_or_else(|| Adaptation {
-            every_labels: usize::MAX,
-            strategy: "finetune+pseudo".into(),
-            config: None,
-            iterations: None,
-            batch: None,
-        });
+        let a = self.options.job.requested_adaptation();
         self.start_adaptation(&a, &format!("requested by {client} (POST /train/)"))?;
         Ok(self
             .trainer
@@ -473,12 +466,7 @@ impl<B: AutodiffBackend> Watcher<'_, B> {
             generation: self.current.generation,
             model: self.current.dir.clone(),
             strategies: self.strategies(),
-            adaptation: self
-                .options
-                .job
-                .adaptation
-                .as_ref()
-                .map_or("finetune+pseudo".into(), |a| a.strategy.clone()),
+            adaptation: self.options.job.requested_adaptation().strategy,
             images: board_images(&self.layout, &self.history),
             training: self.trainer.progress(),
             last_training: ended(&self.history),

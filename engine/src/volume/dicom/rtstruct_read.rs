@@ -9,7 +9,7 @@ use dicom_dictionary_std::tags;
 use dicom_object::InMemDicomObject;
 
 use super::contour::{fill_even_odd, Contour};
-use super::{text, Series};
+use super::{cross, dot, norm, text, Series};
 use crate::volume::{Error, Image, LabelMap};
 
 /// The ROI `roi` (by name; the only ROI when `None`) of the RT Structure Set at `path` as a
@@ -78,9 +78,9 @@ fn roi_number(obj: &InMemDicomObject, roi: Option<&str>) -> Result<String, Strin
 /// The CLOSED_PLANAR contours of ROI `number`, each as patient points (LPS, mm).
 fn closed_contours(obj: &InMemDicomObject, number: &str) -> Vec<Vec<[f64; 3]>> {
     let roi = items(obj, tags::ROI_CONTOUR_SEQUENCE)
-        .into_iter()
+        .iter()
         .find(|i| text(i, tags::REFERENCED_ROI_NUMBER).as_deref() == Some(number));
-    let contours = roi.map(|r| items(&r, tags::CONTOUR_SEQUENCE)).unwrap_or_default();
+    let contours = roi.map_or(&[][..], |r| items(r, tags::CONTOUR_SEQUENCE));
     contours
         .iter()
         .filter(|c| text(c, tags::CONTOUR_GEOMETRIC_TYPE).as_deref() == Some("CLOSED_PLANAR"))
@@ -123,30 +123,15 @@ fn place(series: &Series, points: &[[f64; 3]]) -> Result<(usize, Contour), Strin
     Ok((k, ring))
 }
 
-fn items(obj: &InMemDicomObject, tag: dicom_core::Tag) -> Vec<InMemDicomObject> {
+/// The items of sequence `tag` (none when absent), borrowed.
+fn items(obj: &InMemDicomObject, tag: dicom_core::Tag) -> &[InMemDicomObject] {
     obj.element_opt(tag)
         .ok()
         .flatten()
-        .and_then(|e| e.items().map(<[InMemDicomObject]>::to_vec))
-        .unwrap_or_default()
+        .and_then(|e| e.items())
+        .unwrap_or(&[])
 }
 
 fn sub(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
     [a[0] - b[0], a[1] - b[1], a[2] - b[2]]
-}
-
-fn dot(a: [f64; 3], b: [f64; 3]) -> f64 {
-    a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
-}
-
-fn cross(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
-    [
-        a[1] * b[2] - a[2] * b[1],
-        a[2] * b[0] - a[0] * b[2],
-        a[0] * b[1] - a[1] * b[0],
-    ]
-}
-
-fn norm(a: [f64; 3]) -> f64 {
-    dot(a, a).sqrt()
 }
