@@ -5,7 +5,10 @@
 # (delinea / PyTorch, from the minimum of each side's timed repetitions) and writes it as JSON.
 # Inference is timed as `delinea predict` runs it (batch norm folded into the convolutions, one
 # concurrent part of the batch per thread) and, for comparison, as one whole batch with and
-# without the folding; PyTorch runs its ordinary eager eval-mode forward.
+# without the folding; PyTorch runs its ordinary eager eval-mode forward. The training step and
+# predict's inference are also timed with burn's own convolution ops (the path before
+# delinea's kernels, engine/src/model/kernels/), and a per-op table of a training step is
+# printed for both (engine/benches/unet/ops.rs).
 #
 #   bash bench/model/run.sh [--threads 2] [--sizes "128 256"] [--batch 8] [--reps 3]
 #                           [--venv DIR] [--out FILE.json]
@@ -26,7 +29,7 @@ while [ $# -gt 0 ]; do
         --reps) reps="$2"; shift 2 ;;
         --venv) venv="$2"; shift 2 ;;
         --out) out="$2"; shift 2 ;;
-        -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
         *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -71,13 +74,15 @@ done
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 out, load, cores = sys.argv[2], sys.argv[3], int(sys.argv[4])
-goal = {"train": 4.0, "infer": 2.5}
+goal = {"train": 2.0, "infer": 1.3}
 table = []
 for size in sorted({r["size"] for r in rows}):
     d = next(r for r in rows if r["size"] == size and r["impl"] == "delinea")
     t = next(r for r in rows if r["size"] == size and r["impl"] == "pytorch")
     for ours, peer, name in (("train", "train", "training step"),
+                             ("train_burn_ops", "train", "training step, burn's convolution ops (before)"),
                              ("infer", "infer", "inference batch (as predict runs it)"),
+                             ("infer_burn_ops", "infer", "inference as predict runs it, burn's convolution ops (before)"),
                              ("infer_whole", "infer", "inference, whole batch at once"),
                              ("infer_unfolded", "infer", "inference, whole batch, BN not folded")):
         a, b, g = d[f"{ours}_min_s"], t[f"{peer}_min_s"], goal[peer]
@@ -92,6 +97,17 @@ for r in table:
     b = "[" + ",".join(map(str, r["batch"])) + "]"
     print(f"| `{b}` | {r['what']} | {r['delinea_s']:.3f} s | {r['pytorch_s']:.3f} s | {r['ratio']:.2f}x | "
           f"<= {r['goal']}x {'(met)' if r['met'] else '(not met)'} |")
+for size in sorted({r["size"] for r in rows}):
+    d = next(r for r in rows if r["size"] == size and r["impl"] == "delinea")
+    if d.get("ops_ms"):
+        burn, ours = d["ops_ms"]["burn"], d["ops_ms"]["delinea"]
+        print(f"\nper op in a training step at [{d['batch']},1,{size},{size}], summed over the network's layers "
+              f"(medians, ms)\n| op | burn's ops (before) | delinea's kernels |\n|---|---|---|")
+        order = ["convolution forward", "convolution input gradient", "convolution weight + bias gradient",
+                 "transposed convolution, forward + backward", "batch norm, forward + backward",
+                 "the rest of the step"]
+        for op in sorted(burn, key=lambda k: order.index(k) if k in order else len(order)):
+            print(f"| {op} | {burn[op]:.1f} | {ours[op]:.1f} |")
 with open(out, "w") as f:
     json.dump({"threads": rows[0]["threads"], "reps": rows[0]["reps"], "pytorch": torch_version,
                "load_average": load, "cores": cores, "results": table, "raw": rows}, f, indent=2)

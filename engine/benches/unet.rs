@@ -7,12 +7,19 @@
 //! (rayon threads, default 2), `DELINEA_BENCH_SIZE` (slice side, default 128),
 //! `DELINEA_BENCH_BATCH` (default 8), `DELINEA_BENCH_REPS` (timed repetitions, default 3),
 //! `DELINEA_BENCH_BN` (0: skip the batch-norm comparison, e.g. when profiling the U-Net alone),
-//! `DELINEA_BENCH_TRAIN` (0: time inference only, e.g. when profiling it; training reads 0).
+//! `DELINEA_BENCH_TRAIN` (0: time inference only, e.g. when profiling it; training reads 0),
+//! `DELINEA_BENCH_OPS` (0: skip the per-op table of `unet/ops.rs`), `DELINEA_BENCH_BEFORE` (0:
+//! skip the runs with burn's convolution ops, e.g. when profiling). The training step and the
+//! inference as predict runs it are also timed with burn's own convolution ops (the path before
+//! delinea's kernels, `model::kernels`), in the same run.
 //! Reports the median and the minimum of the timed repetitions after one warm-up (also as one
 //! `json: {...}` line, read by bench/model/run.sh), and the same
 //! for one batch norm at `[batch, 16, size, size]` (the widest activation of the network):
 //! burn 0.21's `BatchNorm` against ours ([`BatchNorm2d`]), measured in the same run.
 #![allow(clippy::print_stdout)]
+
+#[path = "unet/ops.rs"]
+mod ops;
 
 use std::time::{Duration, Instant};
 
@@ -24,6 +31,7 @@ use burn::optim::{GradientsParams, Optimizer, SgdConfig};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Distribution, Int, Tensor};
 use delinea::device::CpuAutodiff;
+use delinea::model::kernels::use_burn_ops;
 use delinea::model::{BatchNorm2d, BatchNorm2dConfig, SegLossConfig, UNet2d, UNet2dConfig};
 
 type AB = CpuAutodiff;
@@ -85,11 +93,19 @@ fn main() {
     let (fwd_bwd_med, _) = timed(&mut || {
         let _ = loss_fn.forward(net.forward(x.clone()), y.clone()).total.backward();
     });
-    let (train_med, train_min) = timed(&mut || {
+    let mut step = || {
         let loss = loss_fn.forward(net.forward(x.clone()), y.clone()).total;
         let grads = GradientsParams::from_grads(loss.backward(), &net);
         net = optim.step(0.03, net.clone(), grads);
-    });
+    };
+    let (train_med, train_min) = timed(&mut step);
+    // The same step with burn's own convolution ops: the path before delinea's kernels.
+    let before = env("DELINEA_BENCH_BEFORE", 1) == 1;
+    let (burn_train_med, burn_train_min) = if before {
+        everywhere_burn_ops(|| timed(&mut step))
+    } else {
+        Default::default()
+    };
     let eval = net.valid();
     let xi = x.inner();
     // Inference as `delinea predict` runs it on the CPU: one concurrent part per thread, batch
@@ -97,6 +113,15 @@ fn main() {
     let (infer_med, infer_min) = time(reps, || {
         let _ = eval.forward_in_parts(xi.clone(), threads).0.sum().into_scalar();
     });
+    let (burn_infer_med, burn_infer_min) = if before {
+        everywhere_burn_ops(|| {
+            time(reps, || {
+                let _ = eval.forward_in_parts(xi.clone(), threads).0.sum().into_scalar();
+            })
+        })
+    } else {
+        Default::default()
+    };
     let (whole_med, whole_min) = time(reps, || {
         let _ = eval.forward(xi.clone()).sum().into_scalar();
     });
@@ -104,6 +129,8 @@ fn main() {
         let _ = eval.forward_unfolded(xi.clone()).sum().into_scalar();
     });
     let bn = (env("DELINEA_BENCH_BN", 1) == 1).then(|| bench_batch_norm(reps, batch, size));
+    let op_times = (train && env("DELINEA_BENCH_OPS", 1) == 1)
+        .then(|| [true, false].map(|burn_ops| ops::time_ops(reps, batch, size, burn_ops)));
     println!("unet2d paper config, flex CPU, {threads} threads, batch [{batch}, 1, {size}, {size}], {reps} reps");
     println!(
         "  training step:   median {:.3} s  (min {:.3} s)",
@@ -118,11 +145,20 @@ fn main() {
         ms(train_med.saturating_sub(fwd_bwd_med))
     );
     println!(
+        "  training step, burn's convolution ops (before): median {:.3} s  (min {:.3} s)",
+        burn_train_med.as_secs_f64(),
+        burn_train_min.as_secs_f64()
+    );
+    println!(
         "  inference batch: median {:.3} s  (min {:.3} s)",
         infer_med.as_secs_f64(),
         infer_min.as_secs_f64()
     );
     for (what, (med, min)) in [
+        (
+            "as predict runs it, burn's convolution ops (before)",
+            (burn_infer_med, burn_infer_min),
+        ),
         ("whole batch at once", (whole_med, whole_min)),
         ("whole batch, batch norm not folded", (unfolded_med, unfolded_min)),
     ] {
@@ -141,8 +177,18 @@ fn main() {
             "infer_whole_median_s": whole_med.as_secs_f64(), "infer_whole_min_s": whole_min.as_secs_f64(),
             "infer_unfolded_median_s": unfolded_med.as_secs_f64(),
             "infer_unfolded_min_s": unfolded_min.as_secs_f64(),
+            "train_burn_ops_median_s": burn_train_med.as_secs_f64(),
+            "train_burn_ops_min_s": burn_train_min.as_secs_f64(),
+            "infer_burn_ops_median_s": burn_infer_med.as_secs_f64(),
+            "infer_burn_ops_min_s": burn_infer_min.as_secs_f64(),
+            "ops_ms": op_times.map(|[burn, ours]| serde_json::json!({
+                "burn": op_json(&burn, burn_train_med), "delinea": op_json(&ours, train_med),
+            })),
         })
     );
+    if let Some([burn, ours]) = op_times {
+        print_ops(reps, &[(burn, burn_train_med), (ours, train_med)]);
+    }
     if let Some(bn) = bn {
         println!("batch norm [{batch}, 16, {size}, {size}], median of {reps}:");
         println!(
@@ -155,6 +201,47 @@ fn main() {
             ms(bn[2]),
             ms(bn[3])
         );
+    }
+}
+
+/// Runs `f` with burn's own convolution ops on every thread of the pool and this one.
+fn everywhere_burn_ops<R>(f: impl FnOnce() -> R) -> R {
+    rayon::broadcast(|_| use_burn_ops(true));
+    use_burn_ops(true);
+    let result = f();
+    rayon::broadcast(|_| use_burn_ops(false));
+    use_burn_ops(false);
+    result
+}
+
+/// The rows of the per-op table: name and milliseconds, "the rest" from the step's median.
+fn op_rows(t: &ops::OpTimes, step: Duration) -> [(&'static str, f64); 6] {
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    [
+        ("convolution forward", ms(t.conv_forward)),
+        ("convolution input gradient", ms(t.conv_input_grad)),
+        ("convolution weight + bias gradient", ms(t.conv_weight_grad)),
+        ("transposed convolution, forward + backward", ms(t.conv_transpose)),
+        ("batch norm, forward + backward", ms(t.batch_norm)),
+        ("the rest of the step", ms(step.saturating_sub(t.total()))),
+    ]
+}
+
+fn op_json(t: &ops::OpTimes, step: Duration) -> serde_json::Value {
+    serde_json::Value::Object(
+        op_rows(t, step)
+            .iter()
+            .map(|(k, v)| (k.to_string(), serde_json::json!(v)))
+            .collect(),
+    )
+}
+
+fn print_ops(reps: usize, runs: &[(ops::OpTimes, Duration); 2]) {
+    println!("per op in a training step, summed over the network's layers (medians of {reps}, ms):");
+    println!("  {:<44} {:>10} {:>10}", "", "burn ops", "delinea");
+    let [before, after] = runs.map(|(t, step)| op_rows(&t, step));
+    for ((name, b), (_, a)) in before.iter().zip(after) {
+        println!("  {name:<44} {b:>10.1} {a:>10.1}");
     }
 }
 

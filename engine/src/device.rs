@@ -230,6 +230,20 @@ pub fn run_on<T: BackendTask>(device: Device, task: T) -> Result<T::Output, Erro
     }
 }
 
+/// How many concurrent parts a batch is cut into for inference on backend `B`
+/// ([`UNet2d::forward_in_parts`](crate::model::UNet2d::forward_in_parts)): one per rayon
+/// thread on the CPU (each convolution has stretches one thread runs alone), 1 elsewhere (a GPU
+/// runs the whole batch at once).
+pub fn inference_parts<B: burn::tensor::backend::Backend>() -> usize {
+    use std::any::TypeId;
+    let cpu = [TypeId::of::<CpuBackend>(), TypeId::of::<CpuAutodiff>()];
+    if cpu.contains(&TypeId::of::<B>()) {
+        rayon::current_num_threads()
+    } else {
+        1
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use burn::tensor::{ElementConversion, Tensor};

@@ -20,6 +20,7 @@
 //! ```
 
 pub mod checkpoint;
+pub mod kernels;
 mod loss;
 mod norm;
 pub mod timing;

@@ -185,6 +185,25 @@ fn same_seed_same_training() {
     assert_ne!(a.0, train_disks(6, 3).0);
 }
 
+/// delinea's CPU kernels (`model::kernels`) train as burn's own ops do: over 50 SGD steps from
+/// the same seed (same initial weights, same dropout masks) every loss within 1e-3 relative.
+#[test]
+fn kernels_train_like_burns_own_ops() {
+    let _rng = rng_lock();
+    let (ours, _) = train_disks(11, 50);
+    let (burns, _) = super::kernels::with_burn_ops(|| train_disks(11, 50));
+    let worst = ours
+        .iter()
+        .zip(&burns)
+        .map(|(a, b)| (a - b).abs() / b.abs().max(1e-6))
+        .fold(0f32, f32::max);
+    assert!(
+        worst <= 1e-3,
+        "largest relative loss difference {worst:e}\nours  {ours:?}\nburn's {burns:?}"
+    );
+    assert!(ours[49] < 0.5 * ours[0], "the run trains: {ours:?}");
+}
+
 /// SGD as METHOD.md step 3 overfits one batch of disks: the loss falls below half its start
 /// within 20 steps.
 #[test]

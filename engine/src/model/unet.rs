@@ -9,11 +9,11 @@ use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{Dropout, DropoutConfig, PaddingConfig2d};
 use burn::tensor::activation::leaky_relu;
 use burn::tensor::backend::Backend;
-use burn::tensor::module::conv2d;
-use burn::tensor::ops::PaddedConvOptions;
+use burn::tensor::ops::{ConvTransposeOptions, PaddedConvOptions};
 use burn::tensor::{Distribution, Tensor};
 use rayon::prelude::*;
 
+use super::kernels;
 use super::norm::{BatchNorm2d, BatchNorm2dConfig};
 use super::Error;
 
@@ -239,15 +239,43 @@ struct Pass {
 /// - `x`: `[batch, in, H, W]`
 /// - output: `[batch, out, H', W']`
 fn conv_bn<B: Backend>(conv: &Conv2d<B>, bn: &BatchNorm2d<B>, x: Tensor<B, 4>, fold: bool) -> Tensor<B, 4> {
-    let PaddingConfig2d::Explicit(top, left, bottom, right) = conv.padding else {
+    let Some(options) = explicit_options(conv) else {
         return bn.forward(conv.forward(x)); // only explicit padding is built here
     };
+    let bias = conv.bias.as_ref().map(|b| b.val());
     if !fold || B::ad_enabled(&x.device()) {
-        return bn.forward(conv.forward(x));
+        return bn.forward(kernels::conv2d(x, conv.weight.val(), bias, options));
     }
-    let (weight, bias) = bn.fold_into(conv.weight.val(), conv.bias.as_ref().map(|b| b.val()));
-    let options = PaddedConvOptions::asymmetric(conv.stride, [top, left], [bottom, right], conv.dilation, conv.groups);
-    conv2d(x, weight, Some(bias), options) // [B, out, H', W']
+    let (weight, bias) = bn.fold_into(conv.weight.val(), bias);
+    kernels::conv2d(x, weight, Some(bias), options) // [B, out, H', W']
+}
+
+/// `conv(x)` through [`kernels::conv2d`] (delinea's CPU kernels where they apply).
+fn conv_forward<B: Backend>(conv: &Conv2d<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
+    match explicit_options(conv) {
+        Some(options) => kernels::conv2d(x, conv.weight.val(), conv.bias.as_ref().map(|b| b.val()), options),
+        None => conv.forward(x),
+    }
+}
+
+/// The convolution options of a convolution with explicit padding (every one built here).
+fn explicit_options<B: Backend>(conv: &Conv2d<B>) -> Option<PaddedConvOptions<2>> {
+    let PaddingConfig2d::Explicit(top, left, bottom, right) = conv.padding else {
+        return None;
+    };
+    Some(PaddedConvOptions::asymmetric(
+        conv.stride,
+        [top, left],
+        [bottom, right],
+        conv.dilation,
+        conv.groups,
+    ))
+}
+
+/// `up(x)` through [`kernels::conv_transpose2d`] (delinea's CPU kernels where they apply).
+fn up_forward<B: Backend>(up: &ConvTranspose2d<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
+    let options = ConvTransposeOptions::new(up.stride, up.padding, up.padding_out, up.dilation, up.groups);
+    kernels::conv_transpose2d(x, up.weight.val(), up.bias.as_ref().map(|b| b.val()), options)
 }
 
 /// Inverted dropout with probability `p` regardless of the backend (burn's `Dropout` is the
@@ -274,7 +302,7 @@ impl<B: Backend> UpBlock<B> {
     /// - `skip`: `[batch, c, H, W]` (the encoder at this level)
     /// - output: `[batch, c, H, W]`
     fn forward(&self, x: Tensor<B, 4>, skip: Tensor<B, 4>, pass: Pass) -> Tensor<B, 4> {
-        let x = self.up.forward(x); // [B, c, H, W]
+        let x = up_forward(&self.up, x); // [B, c, H, W]
         let x = Tensor::cat(vec![skip, x], 1); // [B, 2c, H, W], skip first as in the reference
         self.block.forward(x, pass) // [B, c, H, W]
     }
@@ -423,7 +451,7 @@ impl<B: Backend> UNet2d<B> {
         let mut x = x; // [B, in, H, W]
         for (level, block) in self.encoder.iter().enumerate() {
             if level > 0 {
-                x = self.pool.forward(x); // [B, f[l-1], H/2^l, W/2^l]
+                x = kernels::max_pool2d(&self.pool, x); // [B, f[l-1], H/2^l, W/2^l]
             }
             x = block.forward(x, pass); // [B, f[l], H/2^l, W/2^l]
             skips.push(x.clone());
@@ -434,7 +462,7 @@ impl<B: Backend> UNet2d<B> {
             let skip = skips.pop().expect("one skip per decoder level by construction"); // [B, f[l], ..]
             x = up.forward(x, skip, pass); // [B, f[l], H/2^l, W/2^l]
         }
-        let logits = self.head.forward(x.clone()); // [B, classes, H, W]
+        let logits = conv_forward(&self.head, x.clone()); // [B, classes, H, W]
         (logits, x) // x: [B, f[0], H, W]
     }
 }

@@ -92,7 +92,7 @@ pub fn score_volume<B: Backend>(
         reduction: options.reduction,
         descriptor: (describe && !augmented).then_some(options.descriptor),
         seed: options.seed,
-        ..PredictOptions::default()
+        parts: crate::device::inference_parts::<B>(),
     };
     let prepared = prepare(image, &card.preprocessing);
     let mut p = predict_prepared(model, &prepared, card.architecture.classes, &predict);
@@ -142,7 +142,14 @@ fn augmented_descriptors<B: Backend>(
         let mut rng = Rng::derive(options.seed, &[0x6465_7363, stream, k as u64]);
         options.augmentation.apply(slice, &mut label, size, &mut rng);
     }
-    let (probs, features) = slice_probabilities(model, &slices, size, (options.batch.max(1), 1), false, true);
+    let (probs, features) = slice_probabilities(
+        model,
+        &slices,
+        size,
+        (options.batch.max(1), crate::device::inference_parts::<B>()),
+        false,
+        true,
+    );
     let classes = card.architecture.classes;
     slice_descriptors(
         &probs,
