@@ -10,6 +10,14 @@ voxels each gets wrong against the mask delinea wrote it from.
 The mask is resampled (nearest neighbour, an identity transform: the grids are the same) onto
 the series as SimpleITK reads it, so every array is in DICOM (slice, row, column) order.
 Prints and writes {tool: {"voxels", "missing", "extra"}} plus the mask's voxel count.
+
+"rt-utils corrected" is rt-utils with its two geometry rules that differ from the standard
+replaced, to show that they account for every voxel it gets wrong: (1) its patient-to-pixel
+matrix divides the row direction (along a row: the column index) by PixelSpacing[0], which is
+the spacing between rows, and the column direction by PixelSpacing[1]: swapped on anisotropic
+pixels (image_helper.get_patient_to_pixel_transformation_matrix); (2) it maps every slice's
+points with the one matrix of the first slice, so a slice whose ImagePositionPatient is off the
+uniform grid has its points shifted (image_helper.create_series_mask_from_contour_sequence).
 """
 
 import json
@@ -60,14 +68,51 @@ def rt_utils(series, rtstruct, reference):
     return got
 
 
+def rt_utils_corrected(series, rtstruct, reference):
+    """rt-utils with PixelSpacing read in its standard order and each slice mapped from its own
+    position (see the module's docstring); everything else is rt-utils' own."""
+    from rt_utils import image_helper as h
+
+    original = (h.get_patient_to_pixel_transformation_matrix, h.create_series_mask_from_contour_sequence)
+
+    def matrix(series_data, first=None):
+        first = first or series_data[0]
+        m = original[0](series_data)
+        between_rows, between_columns = (float(v) for v in first.PixelSpacing)
+        linear = m[:3, :3].astype(float)
+        linear[0] *= between_rows / between_columns  # along a row: divide by the column spacing
+        linear[1] *= between_columns / between_rows
+        m[:3, :3] = linear
+        m[:3, 3] = np.array(first.ImagePositionPatient, dtype=float).dot(-linear.T)
+        return m
+
+    def series_mask(series_data, contour_sequence):
+        mask = h.create_empty_series_mask(series_data)
+        for i, one in enumerate(series_data):
+            data = h.get_slice_contour_data(one, contour_sequence)
+            if len(data):
+                mask[:, :, i] = h.get_slice_mask_from_slice_contour_data(one, data, matrix(series_data, one))
+        return mask
+
+    h.get_patient_to_pixel_transformation_matrix, h.create_series_mask_from_contour_sequence = matrix, series_mask
+    try:
+        return rt_utils(series, rtstruct, reference)
+    finally:
+        h.get_patient_to_pixel_transformation_matrix, h.create_series_mask_from_contour_sequence = original
+
+
+def best_order(got, want):
+    """rt-utils' slice order is ascending along the normal; the series' may be the reverse."""
+    return min(counts(got, want), counts(got[::-1], want), key=lambda c: c["missing"] + c["extra"])
+
+
 def main(series, mask_path, rtstruct, out):
     reference = series_image(series)
     want = on_grid(mask_path, reference)
     result = {"mask_voxels": int(want.sum())}
     result["plastimatch"] = counts(plastimatch(series, rtstruct, reference), want)
-    got = rt_utils(series, rtstruct, reference)
-    flipped = got[::-1]
-    result["rt-utils"] = min(counts(got, want), counts(flipped, want), key=lambda c: c["missing"] + c["extra"])
+    result["rt-utils"] = best_order(rt_utils(series, rtstruct, reference), want)
+    result["rt-utils corrected"] = best_order(rt_utils_corrected(series, rtstruct, reference), want)
     print(json.dumps(result))
     Path(out).write_text(json.dumps(result, indent=1))
 

@@ -15,7 +15,8 @@ use super::{print_json, ExitStatus, Global};
 pub struct Args {
     /// A DICOM series folder, a folder of several series, or one DICOM file; with
     /// `--reference`, a mask (NIfTI label map) on that series' grid, or an RTSTRUCT drawn on it
-    /// (read back to a `.nii.gz` mask: the ROI named --roi-name, or its only ROI).
+    /// (read back to a `.nii.gz` mask: the ROI named --roi-name, else its only ROI or its only
+    /// GTV).
     input: PathBuf,
     /// A `.nii` / `.nii.gz` file (the input must hold one series), or a folder that receives
     /// `<SeriesInstanceUID>.nii.gz` per series; with `--reference`, the `.dcm` file to write.

@@ -56,7 +56,9 @@ fn check_frame(obj: &InMemDicomObject, series: &Series) -> Result<(), String> {
     }
 }
 
-/// The ROINumber of the ROI named `roi`, or of the only ROI.
+/// The ROINumber of the ROI named `roi`; without a name, of the only ROI, or among several (a
+/// planning system's export holds the body, organs and target volumes) of the only one
+/// interpreted as a GTV (RTROIInterpretedType), else the only one named "GTV" in any case.
 fn roi_number(obj: &InMemDicomObject, roi: Option<&str>) -> Result<String, String> {
     let rois: Vec<(String, String)> = items(obj, tags::STRUCTURE_SET_ROI_SEQUENCE)
         .iter()
@@ -66,13 +68,31 @@ fn roi_number(obj: &InMemDicomObject, roi: Option<&str>) -> Result<String, Strin
     match (roi, rois.as_slice()) {
         (_, []) => Err("no ROI in StructureSetROISequence".into()),
         (None, [(number, _)]) => Ok(number.clone()),
-        (None, _) => Err(format!("{} ROIs ({names:?}): name the one to read", rois.len())),
+        (None, _) => the_gtv(obj, &rois).ok_or_else(|| {
+            format!(
+                "{} ROIs ({names:?}), none of them the only GTV: name the one to read",
+                rois.len()
+            )
+        }),
         (Some(r), _) => rois
             .iter()
             .find(|(_, n)| n == r)
             .map(|(number, _)| number.clone())
             .ok_or_else(|| format!("no ROI named {r:?} (it has {names:?})")),
     }
+}
+
+/// The number of the only ROI interpreted as a GTV, else of the only one named "GTV".
+fn the_gtv(obj: &InMemDicomObject, rois: &[(String, String)]) -> Option<String> {
+    let only = |numbers: Vec<String>| <[String; 1]>::try_from(numbers).ok().map(|[n]| n);
+    let interpreted: Vec<String> = items(obj, tags::RTROI_OBSERVATIONS_SEQUENCE)
+        .iter()
+        .filter(|o| text(o, tags::RTROI_INTERPRETED_TYPE).is_some_and(|t| t.trim() == "GTV"))
+        .filter_map(|o| text(o, tags::REFERENCED_ROI_NUMBER))
+        .filter(|n| rois.iter().any(|(number, _)| number == n))
+        .collect();
+    let named = rois.iter().filter(|(_, name)| name.trim().eq_ignore_ascii_case("GTV"));
+    only(interpreted).or_else(|| only(named.map(|(n, _)| n.clone()).collect()))
 }
 
 /// The CLOSED_PLANAR contours of ROI `number`, each as patient points (LPS, mm).
