@@ -230,6 +230,53 @@ pub fn run_on<T: BackendTask>(device: Device, task: T) -> Result<T::Output, Erro
     }
 }
 
+/// The CPU as the operating system names it (Linux: `model name` in /proc/cpuinfo), else the
+/// architecture, with the instruction set its matrix products run with ([`simd_level`]), e.g.
+/// `Intel(R) Xeon(R) Platinum 8488C (AVX-512)`: two tables computed on CPUs that differ here
+/// may differ in their floating-point detail.
+pub fn cpu_description() -> String {
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines().find_map(|l| {
+                l.strip_prefix("model name")?
+                    .split_once(':')
+                    .map(|(_, v)| v.trim().to_string())
+            })
+        })
+        .filter(|m| !m.is_empty())
+        .unwrap_or_else(|| std::env::consts::ARCH.to_string());
+    format!("{model} ({})", simd_level())
+}
+
+/// The instruction set `gemm` (under flex's and delinea's CPU kernels) chooses at run time, as
+/// gemm-common 0.19 chooses it: AVX-512 (this build enables burn-flex's `x86-v4`), else FMA
+/// (AVX2), else scalar on x86; NEON on ARM.
+pub fn simd_level() -> &'static str {
+    #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            "AVX-512"
+        } else if std::arch::is_x86_feature_detected!("fma") {
+            "AVX2/FMA"
+        } else {
+            "scalar"
+        }
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        if std::arch::is_aarch64_feature_detected!("neon") {
+            "NEON"
+        } else {
+            "scalar"
+        }
+    }
+    #[cfg(not(any(target_arch = "x86", target_arch = "x86_64", target_arch = "aarch64")))]
+    {
+        "scalar"
+    }
+}
+
 /// How many concurrent parts a batch is cut into for inference on backend `B`
 /// ([`UNet2d::forward_in_parts`](crate::model::UNet2d::forward_in_parts)): one per rayon
 /// thread on the CPU (each convolution has stretches one thread runs alone), 1 elsewhere (a GPU
@@ -249,6 +296,17 @@ mod tests {
     use burn::tensor::{ElementConversion, Tensor};
 
     use super::*;
+
+    #[test]
+    fn the_cpu_is_named_with_its_simd_level() {
+        let cpu = cpu_description();
+        let level = simd_level();
+        assert!(["AVX-512", "AVX2/FMA", "NEON", "scalar"].contains(&level), "{level}");
+        assert!(
+            cpu.ends_with(&format!(" ({level})")) && cpu.len() > level.len() + 3,
+            "{cpu}"
+        );
+    }
 
     #[test]
     fn parses_every_form() {

@@ -543,6 +543,7 @@ fn write_outputs(plan: &Plan, store: &Store) -> Result<Results, Error> {
         format_version: 1,
         delinea: crate::VERSION,
         commit: crate::COMMIT,
+        cpu: crate::device::cpu_description(),
         source: plan.source.clone(),
         budget: plan.config.budget.clone(),
         unit: plan.config.unit,

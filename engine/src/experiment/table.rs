@@ -20,6 +20,10 @@ pub struct Results {
     pub delinea: &'static str,
     /// The git commit the engine was built from (`+changes`: with uncommitted changes).
     pub commit: &'static str,
+    /// The CPU that computed the results, with the instruction set of its matrix products,
+    /// e.g. `Intel(R) Xeon(R) Platinum 8488C (AVX-512)`: tables from CPUs that differ here may
+    /// differ in their floating-point detail.
+    pub cpu: String,
     /// The source centre.
     pub source: String,
     /// The labelling budget, as configured.
@@ -54,16 +58,16 @@ pub fn markdown(results: &Results) -> String {
     )
 }
 
-/// `Measured with delinea 0.1.0 at commit …; source C1; budget 20% of each target's training
-/// slices`.
+/// `Measured with delinea 0.1.0 at commit … on <CPU> (<SIMD>); source C1; budget 20% of each
+/// target's training slices`.
 fn provenance(results: &Results) -> String {
     let unit = match results.unit {
         crate::strategy::query::Unit::Slice => "slices",
         crate::strategy::query::Unit::Volume => "volumes",
     };
     format!(
-        "Measured with delinea {} at commit {}; source {}; budget {} of each target's training {unit}",
-        results.delinea, results.commit, results.source, results.budget
+        "Measured with delinea {} at commit {} on {}; source {}; budget {} of each target's training {unit}",
+        results.delinea, results.commit, results.cpu, results.source, results.budget
     )
 }
 
