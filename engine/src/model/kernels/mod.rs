@@ -13,7 +13,8 @@
 //! (CUDA) or geometry these kernels do not cover goes to burn's op unchanged. Why this rather
 //! than a backend of our own: wrapping flex in a new backend type would have to forward every
 //! one of burn's several hundred ops and change the type every caller names; an extension trait
-//! would need an implementation per backend. The dispatch touches two call sites.
+//! would need an implementation per backend. The dispatch touches the U-Net's three call sites (convolution,
+//! upsampling, pooling).
 //!
 //! Max pooling ([`pool`]) is here too: flex's pooling with indices and burn's backward of it
 //! (a strided add) took about a tenth of a training step once the convolutions were fast.
