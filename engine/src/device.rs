@@ -84,6 +84,19 @@ pub enum Device {
     },
 }
 
+impl Device {
+    /// How many concurrent parts a batch is cut into for inference here
+    /// ([`UNet2d::forward_in_parts`](crate::model::UNet2d::forward_in_parts)): one per rayon
+    /// thread on the CPU (each convolution has stretches one thread runs alone), 1 on a GPU
+    /// (it runs the whole batch at once).
+    pub fn inference_parts(&self) -> usize {
+        match self {
+            Device::Cpu => rayon::current_num_threads(),
+            Device::Cuda { .. } => 1,
+        }
+    }
+}
+
 impl fmt::Display for Device {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -277,15 +290,12 @@ pub fn simd_level() -> &'static str {
     }
 }
 
-/// How many concurrent parts a batch is cut into for inference on backend `B`
-/// ([`UNet2d::forward_in_parts`](crate::model::UNet2d::forward_in_parts)): one per rayon
-/// thread on the CPU (each convolution has stretches one thread runs alone), 1 elsewhere (a GPU
-/// runs the whole batch at once).
+/// [`Device::inference_parts`] for backend `B`: the CPU's for the CPU backends, 1 otherwise.
 pub fn inference_parts<B: burn::tensor::backend::Backend>() -> usize {
     use std::any::TypeId;
     let cpu = [TypeId::of::<CpuBackend>(), TypeId::of::<CpuAutodiff>()];
     if cpu.contains(&TypeId::of::<B>()) {
-        rayon::current_num_threads()
+        Device::Cpu.inference_parts()
     } else {
         1
     }

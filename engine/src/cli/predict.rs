@@ -344,12 +344,7 @@ pub fn run(args: Args, global: Global) -> anyhow::Result<ExitStatus> {
             reduction: args.reduction,
             descriptor: args.descriptors.then_some(descriptor),
             seed: args.seed,
-            // On the CPU, one concurrent part of each batch per thread (UNet2d::forward_in_parts).
-            parts: if device == device::Device::Cpu {
-                rayon::current_num_threads()
-            } else {
-                1
-            },
+            parts: device.inference_parts(),
         },
     };
     let rows = device::run_on(device, task)??;

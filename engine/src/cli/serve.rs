@@ -85,10 +85,7 @@ pub fn run(args: Args, global: Global) -> anyhow::Result<ExitStatus> {
         token,
         max_upload: args.max_upload_mb.saturating_mul(1 << 20),
         lease: seconds("lease", args.lease)?,
-        parts: match device {
-            device::Device::Cpu => rayon::current_num_threads(),
-            device::Device::Cuda { .. } => 1,
-        },
+        parts: device.inference_parts(),
         worker: std::env::current_exe().context("cannot find the delinea executable for training workers")?,
     };
     let watch = WatchOptions {

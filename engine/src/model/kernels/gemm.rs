@@ -43,9 +43,7 @@ impl<'a> Mat<'a> {
     }
 
     fn fits(&self) -> bool {
-        self.rows == 0
-            || self.cols == 0
-            || last(self.rows, self.cols, self.row_stride, self.col_stride) < self.data.len()
+        fits(self.data.len(), self.rows, self.cols, self.row_stride, self.col_stride)
     }
 }
 
@@ -72,9 +70,7 @@ impl<'a> MatMut<'a> {
     }
 
     fn fits(&self) -> bool {
-        self.rows == 0
-            || self.cols == 0
-            || last(self.rows, self.cols, self.row_stride, self.col_stride) < self.data.len()
+        fits(self.data.len(), self.rows, self.cols, self.row_stride, self.col_stride)
     }
 
     /// Distinct `(r, c)` never share an element: one stride is 1 and the other spans it.
@@ -84,12 +80,15 @@ impl<'a> MatMut<'a> {
     }
 }
 
-/// Offset of the last element, `(rows - 1) * rs + (cols - 1) * cs`, saturating (an overflow
-/// can only mean the view does not fit).
-fn last(rows: usize, cols: usize, rs: usize, cs: usize) -> usize {
-    (rows - 1)
-        .saturating_mul(rs)
-        .saturating_add((cols - 1).saturating_mul(cs))
+/// Whether a `rows × cols` view with strides `(rs, cs)` lies inside `len` elements: its last
+/// element, `(rows - 1) · rs + (cols - 1) · cs` (saturating: an overflow cannot fit), does.
+fn fits(len: usize, rows: usize, cols: usize, rs: usize, cs: usize) -> bool {
+    rows == 0
+        || cols == 0
+        || (rows - 1)
+            .saturating_mul(rs)
+            .saturating_add((cols - 1).saturating_mul(cs))
+            < len
 }
 
 /// `dst = a · b`, or `dst += a · b` with `accumulate`.
