@@ -9,6 +9,7 @@ mod metrics; // delinea metrics / evaluate / compare on small masks, empties, mi
 mod models; // model import / export: PyTorch and safetensors in, safetensors and ONNX out, ONNX Runtime
 mod plugin; // native plugins in query, adapt and experiment; every bad plugin refused
 mod query; // delinea reference then delinea query: selections, dual reference, errors
+mod replicates; // experiment --replicates N: replicate 0 unchanged, others differ, jobs and shards, resume
 mod script; // Rhai policies in query and experiment, the paper protocol as a script, errors
 mod serve; // delinea serve: a Slicer session through the monailabel client, hostile requests, kill -9
 mod synth; // delinea synth, then delinea validate on its manifest

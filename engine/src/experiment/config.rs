@@ -50,6 +50,26 @@ pub struct ExperimentConfig {
     /// cases with the source model.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub source_references: Option<PathBuf>,
+    /// How many times the whole protocol runs, each replicate with its own seeds
+    /// ([`replicate_seed`]): source model, reference points, every query and adaptation.
+    /// Replicate 0 is the run with the config's seeds; the tables give every replicate's
+    /// medians and their spread. 1.
+    #[serde(skip_serializing_if = "is_one")]
+    pub replicates: usize,
+}
+
+fn is_one(n: &usize) -> bool {
+    *n == 1
+}
+
+/// The most replicates an experiment may ask for.
+pub const MAX_REPLICATES: usize = 100;
+
+/// The seed replicate `r` uses where the config says `seed`: `seed` itself for replicate 0,
+/// then `seed + r · 0x9E3779B97F4A7C15` (the golden-ratio increment, wrapping), so that
+/// replicates of neighbouring seeds do not share seeds.
+pub fn replicate_seed(seed: u64, r: usize) -> u64 {
+    seed.wrapping_add((r as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15))
 }
 
 /// How the source model is adapted to a target: its own length, sampling, optimiser and
@@ -148,6 +168,7 @@ impl Default for ExperimentConfig {
             seed: 0,
             source_model: None,
             source_references: None,
+            replicates: 1,
         }
     }
 }
@@ -184,6 +205,16 @@ impl ExperimentConfig {
         }
     }
 
+    /// Replicate `r`'s config: one replicate, its seeds ([`replicate_seed`]) in place of
+    /// `seed` and `source.seed`. Replicate 0's is this config with `replicates` 1.
+    pub fn replicate(&self, r: usize) -> ExperimentConfig {
+        let mut c = self.clone();
+        c.replicates = 1;
+        c.seed = replicate_seed(self.seed, r);
+        c.source.seed = replicate_seed(self.source.seed, r);
+        c
+    }
+
     /// The parsed budget.
     pub fn budget(&self) -> Result<Budget, Error> {
         Ok(Budget::parse(&self.budget)?)
@@ -195,6 +226,12 @@ impl ExperimentConfig {
         self.source.validate().map_err(Error::SourceConfig)?;
         self.budget()?;
         let a = &self.adaptation;
+        if !(1..=MAX_REPLICATES).contains(&self.replicates) {
+            return bad(
+                "replicates",
+                format!("must be from 1 to {MAX_REPLICATES}, found {}", self.replicates),
+            );
+        }
         if a.iterations == 0 {
             return bad("adaptation.iterations", "must be at least 1".into());
         }
@@ -313,6 +350,28 @@ mod tests {
             serde_json::from_str(r#"{"references": {"descriptor": {"channel": 0, "pool": 16}}}"#);
         let e = old.unwrap().validate().unwrap_err().to_string();
         assert!(e.contains("\"grid\": 16"), "what to write instead: {e}");
+        let r = c.replicate(2);
+        assert_eq!(
+            (r.replicates, r.seed, r.source.seed),
+            (1, replicate_seed(0, 2), replicate_seed(0, 2))
+        );
+        assert_eq!(
+            c.replicate(0),
+            ExperimentConfig {
+                replicates: 1,
+                ..c.clone()
+            }
+        );
+        assert_ne!(replicate_seed(0, 1), replicate_seed(1, 0));
+        let many = ExperimentConfig {
+            replicates: 0,
+            ..ExperimentConfig::default()
+        };
+        assert!(many
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("`replicates` must be from 1 to 100, found 0"));
         let mut no_such = tumour;
         no_such.references.descriptor.channel = 2;
         let e = no_such.validate().unwrap_err().to_string();

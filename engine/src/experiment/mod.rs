@@ -23,6 +23,7 @@ pub mod demo;
 mod evaluate;
 pub mod labelled;
 mod plan;
+pub mod replicates;
 mod runner;
 pub mod stats;
 pub mod store;
@@ -36,7 +37,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-pub use config::{AdaptationConfig, ExperimentConfig, ReferenceConfig};
+pub use config::{replicate_seed, AdaptationConfig, ExperimentConfig, ReferenceConfig, MAX_REPLICATES};
 pub use evaluate::Scorer;
 pub use plan::{deal, Domain, Method, Plan};
 pub use store::Store;
@@ -355,6 +356,15 @@ pub enum Event {
         /// How long it waits at most, seconds.
         seconds: f64,
     },
+    /// The runs of replicate `index` (of `count`) start: the events that follow are its own.
+    Replicate {
+        /// 0-based replicate.
+        index: usize,
+        /// Replicates of the experiment.
+        count: usize,
+        /// Its folder.
+        out: PathBuf,
+    },
     /// A run was finished by an earlier invocation and is skipped.
     RunSkipped {
         /// Domain id.
@@ -416,10 +426,10 @@ pub fn run(experiment: &Experiment, device: Device, progress: &mut dyn FnMut(&Ev
         experiment.config.clone(),
         &resolver(&experiment.manifest, &experiment.out, device),
     )?;
-    let store = Store::open(&experiment.out, &plan)?;
+    let replicates = replicates(&plan, &experiment.out, Store::open)?;
     let task = runner::Task {
-        plan: &plan,
-        store: &store,
+        replicates: &replicates,
+        owners: plan.deal(experiment.shard.count),
         workers: &experiment.workers,
         shard: experiment.shard,
         wait: experiment.wait,
@@ -430,13 +440,14 @@ pub fn run(experiment: &Experiment, device: Device, progress: &mut dyn FnMut(&Ev
             config: experiment.config.clone(),
             out: experiment.out.clone(),
             device: device.to_string(),
+            replicate: 0,
         },
         progress,
     };
     let counts = device::run_on(device, task)??;
-    let pending = pending(&plan, &store);
+    let pending = pending(&replicates);
     let results = match pending.is_empty() {
-        true => Some(write_outputs(&plan, &store)?),
+        true => Some(write_outputs(&replicates)?),
         false => None,
     };
     Ok(Report {
@@ -455,30 +466,52 @@ pub fn run(experiment: &Experiment, device: Device, progress: &mut dyn FnMut(&Ev
     })
 }
 
+/// Every replicate of `plan` (its `replicates`), each with its seeds and its folder in `out`
+/// ([`store::replicate_root`]), opened with `open` ([`Store::open`] or [`Store::attach`]).
+fn replicates(
+    plan: &Plan,
+    out: &Path,
+    open: fn(&Path, &Plan) -> Result<Store, Error>,
+) -> Result<Vec<runner::Replicate>, Error> {
+    (0..plan.config.replicates)
+        .map(|index| {
+            let replicate = plan.replicate(index);
+            // The top folder records the whole plan, replicates included (`delinea gather`).
+            let recorded = if index == 0 { plan } else { &replicate };
+            let store = open(&store::replicate_root(out, index), recorded)?;
+            Ok(runner::Replicate {
+                index,
+                plan: replicate,
+                store,
+            })
+        })
+        .collect()
+}
+
 /// `delinea gather`: the pooled outputs of the experiment folder `out` (every shard's runs),
 /// from the plan its `experiment.json` records. Runs not finished yet are [`Error::NotReady`].
 pub fn gather(out: &Path) -> Result<Report, Error> {
     let start = Instant::now();
     let plan = store::recorded_plan(out)?;
-    let store = Store::attach(out, &plan)?;
-    let pending = pending(&plan, &store);
+    let replicates = replicates(&plan, out, Store::attach)?;
+    let pending = pending(&replicates);
+    let total = replicates.len() * plan.domains.len() * plan.methods.len();
     if !pending.is_empty() {
         return Err(Error::NotReady {
             reason: format!(
-                "{}: {} of {} runs are not finished: {}; run their shards (again) first",
+                "{}: {} of {total} runs are not finished: {}; run their shards (again) first",
                 out.display(),
                 pending.len(),
-                plan.domains.len() * plan.methods.len(),
                 pending.join(", ")
             ),
         });
     }
-    let results = write_outputs(&plan, &store)?;
+    let results = write_outputs(&replicates)?;
     Ok(Report {
         out: out.to_path_buf(),
         shard: Shard::WHOLE,
         ran: 0,
-        skipped: plan.domains.len() * plan.methods.len(),
+        skipped: total,
         others: 0,
         source_reused: true,
         source_taken: plan.config.source_model.clone(),
@@ -490,14 +523,20 @@ pub fn gather(out: &Path) -> Result<Report, Error> {
     })
 }
 
-/// The runs of `plan` without a valid `done.json` in `store`, as `domain/method`.
-fn pending(plan: &Plan, store: &Store) -> Vec<String> {
-    plan.domains
-        .iter()
-        .flat_map(|d| plan.methods.iter().map(move |m| (d, m)))
-        .filter(|(d, m)| store.finished_run(d, m).is_none())
-        .map(|(d, m)| plan::unit_id(d, m))
-        .collect()
+/// The runs of every replicate without a valid `done.json` in its folder, as their unit ids
+/// (`domain/method`, `r<k>/domain/method` for replicate k ≥ 1).
+fn pending(replicates: &[runner::Replicate]) -> Vec<String> {
+    let mut out = Vec::new();
+    for r in replicates {
+        for d in &r.plan.domains {
+            for m in &r.plan.methods {
+                if r.store.finished_run(d, m).is_none() {
+                    out.push(plan::replicate_unit(r.index, &plan::unit_id(d, m)));
+                }
+            }
+        }
+    }
+    out
 }
 
 /// The strategy resolver of an experiment: plugins may read the manifest's folder and run the
@@ -518,8 +557,34 @@ pub(crate) fn resolver(manifest: &Path, out: &Path, device: Device) -> crate::st
 }
 
 /// Reads every run's per-case table (and each query's selection) and writes the experiment's
-/// five output files.
-fn write_outputs(plan: &Plan, store: &Store) -> Result<Results, Error> {
+/// five output files; with several replicates, each replicate's into its own folder, and at
+/// the top replicate 0's with the spread across them all.
+fn write_outputs(replicates: &[runner::Replicate]) -> Result<Results, Error> {
+    let mut read = Vec::new();
+    for r in replicates {
+        read.push(read_replicate(&r.plan, &r.store)?);
+    }
+    if replicates.len() > 1 {
+        for (r, (results, runs)) in replicates.iter().zip(&read).skip(1) {
+            write_files(r.store.root(), results, runs)?;
+        }
+    }
+    let (mut results, runs) = read.first().cloned().ok_or_else(|| Error::Config {
+        field: "replicates",
+        reason: "must be at least 1".into(),
+    })?;
+    if replicates.len() > 1 {
+        results.replicates = Some(spread(replicates, &read)?);
+    }
+    write_files(replicates[0].store.root(), &results, &runs)?;
+    Ok(results)
+}
+
+/// Each domain's runs of one replicate: its id, and each method's per-case table in plan order.
+type Runs = Vec<(String, replicates::DomainRuns)>;
+
+/// One replicate's results (without spread) and its per-case tables.
+fn read_replicate(plan: &Plan, store: &Store) -> Result<(Results, Runs), Error> {
     let mut domains = Vec::new();
     let mut pooled = Vec::new();
     for d in &plan.domains {
@@ -534,10 +599,6 @@ fn write_outputs(plan: &Plan, store: &Store) -> Result<Results, Error> {
         domains.push(result);
         pooled.push((d.id.clone(), runs));
     }
-    let rows: Vec<(String, &Method, &ResultsTable)> = pooled
-        .iter()
-        .flat_map(|(d, runs)| runs.iter().map(move |(m, t)| (d.clone(), m, t)))
-        .collect();
     let results = Results {
         format: "delinea-experiment-results",
         format_version: 1,
@@ -550,15 +611,45 @@ fn write_outputs(plan: &Plan, store: &Store) -> Result<Results, Error> {
         hd95: "pooled",
         nsd_tolerance_mm: crate::metrics::Options::default().tolerance_mm,
         domains,
+        replicates: None,
     };
-    let root = store.root();
+    Ok((results, pooled))
+}
+
+/// The spread of every domain over the replicates `read` holds (in replicate order).
+fn spread(replicates: &[runner::Replicate], read: &[(Results, Runs)]) -> Result<replicates::Replicates, Error> {
+    let runs = (replicates.iter())
+        .map(|r| replicates::ReplicateRun {
+            replicate: r.index,
+            seed: r.plan.config.seed,
+            source_seed: r.plan.config.source.seed,
+            folder: match r.index {
+                0 => ".".into(),
+                i => format!("replicates/{i}"),
+            },
+        })
+        .collect();
+    let mut domains = Vec::new();
+    for (i, d) in replicates[0].plan.domains.iter().enumerate() {
+        let each: Vec<_> = read.iter().map(|(res, runs)| (&res.domains[i], &runs[i].1)).collect();
+        domains.push(replicates::domain_spread(d, &each)?);
+    }
+    Ok(replicates::Replicates { runs, domains })
+}
+
+/// Writes `cases.csv`, `results.json`, the tables and the report into `root`.
+fn write_files(root: &Path, results: &Results, runs: &Runs) -> Result<(), Error> {
+    let rows: Vec<(String, &Method, &ResultsTable)> = runs
+        .iter()
+        .flat_map(|(d, runs)| runs.iter().map(move |(m, t)| (d.clone(), m, t)))
+        .collect();
     write_text(&root.join("cases.csv"), &table::cases_csv(&rows)?)?;
-    store::write_json(&root.join("results.json"), &results)?;
-    write_text(&root.join("table.md"), &table::markdown(&results))?;
+    store::write_json(&root.join("results.json"), results)?;
+    write_text(&root.join("table.md"), &table::markdown(results))?;
     write_text(&root.join("table.csv"), &table::table_csv(&results.domains))?;
-    write_text(&root.join(SUMMARY_FILE), &table::summary(&results))?;
+    write_text(&root.join(SUMMARY_FILE), &table::summary(results))?;
     crate::report::write_report(root, &root.join(REPORT_FILE))?;
-    Ok(results)
+    Ok(())
 }
 
 /// The experiment's HTML report (`delinea report`), its pictures in `report/` beside it.

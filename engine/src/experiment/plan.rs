@@ -89,22 +89,37 @@ pub fn unit_id(domain: &Domain, method: &Method) -> String {
 /// The id of the unit every run depends on: the source model and its reference points.
 pub const SOURCE_UNIT: &str = "source";
 
-/// Which of `count` shards runs each unit, by id: the source unit is shard 0's; the runs are
-/// dealt one per shard in turn from shard 1 on, those that train first, each group in the
-/// order of the stable hash of the ids. So every shard gets as many runs as any other, give or
-/// take one, as many of those that train, and the deal depends on the set of runs and `count`
-/// only (not on the order targets and strategies were listed in). `runs`: each run's id and
-/// whether it trains.
-pub fn deal(runs: impl IntoIterator<Item = (String, bool)>, count: usize) -> BTreeMap<String, usize> {
+/// The id of unit `id` of replicate `r`: `id` itself for replicate 0 (so that a run without
+/// replicates keeps its ids), `r<r>/<id>` after (e.g. `r2/source`, `r2/C2/stdr+finetune`).
+pub fn replicate_unit(r: usize, id: &str) -> String {
+    match r {
+        0 => id.to_string(),
+        r => format!("r{r}/{id}"),
+    }
+}
+
+/// Which of `count` shards runs each unit, by id: the source units (one per replicate) go to
+/// shards 0, 1, … in turn; the runs are dealt one per shard in turn after them, those that
+/// train first, each group in the order of the stable hash of the ids. So every shard gets as
+/// many runs as any other, give or take one, as many of those that train, and the deal depends
+/// on the set of runs and `count` only (not on the order targets and strategies were listed
+/// in). `runs`: each run's id and whether it trains.
+pub fn deal(
+    sources: &[String],
+    runs: impl IntoIterator<Item = (String, bool)>,
+    count: usize,
+) -> BTreeMap<String, usize> {
     let mut order: Vec<(bool, u64, String)> = runs
         .into_iter()
         .map(|(id, trains)| (!trains, crate::cluster::fnv1a64(id.as_bytes()), id))
         .collect();
     order.sort();
     let count = count.max(1);
-    let mut owners = BTreeMap::from([(SOURCE_UNIT.to_string(), 0)]);
+    let mut owners: BTreeMap<String, usize> = (sources.iter().enumerate())
+        .map(|(r, id)| (id.clone(), r % count))
+        .collect();
     for (i, (_, _, id)) in order.into_iter().enumerate() {
-        owners.insert(id, (i + 1) % count);
+        owners.insert(id, (i + sources.len()) % count);
     }
     owners
 }
@@ -236,13 +251,25 @@ impl Plan {
         })
     }
 
-    /// [`deal`] of this plan's runs among `count` shards.
+    /// [`deal`] of the units of every replicate of this plan among `count` shards.
     pub fn deal(&self, count: usize) -> BTreeMap<String, usize> {
-        let runs = self
-            .domains
-            .iter()
-            .flat_map(|d| self.methods.iter().map(move |m| (unit_id(d, m), m.adapt != "none")));
-        deal(runs, count)
+        let replicates = 0..self.config.replicates;
+        let sources: Vec<String> = replicates.clone().map(|r| replicate_unit(r, SOURCE_UNIT)).collect();
+        let runs = replicates.flat_map(|r| {
+            (self.domains.iter())
+                .flat_map(|d| self.methods.iter().map(move |m| (d, m)))
+                .map(move |(d, m)| (replicate_unit(r, &unit_id(d, m)), m.adapt != "none"))
+        });
+        deal(&sources, runs, count)
+    }
+
+    /// Replicate `r` of this plan: its config with the replicate's seeds
+    /// ([`ExperimentConfig::replicate`]), everything else the same.
+    pub fn replicate(&self, r: usize) -> Plan {
+        Plan {
+            config: self.config.replicate(r),
+            ..self.clone()
+        }
     }
 
     /// What the query pool of a domain must hold for every query strategy of the plan.
@@ -422,8 +449,9 @@ mod tests {
     #[test]
     fn the_deal_balances_the_runs_and_ignores_their_order() {
         let runs: Vec<(String, bool)> = (0..23).map(|i| (format!("C{}/m{i}", i % 4), i % 5 != 0)).collect();
+        let sources = [SOURCE_UNIT.to_string()];
         for count in 1..6 {
-            let owners = deal(runs.clone(), count);
+            let owners = deal(&sources, runs.clone(), count);
             assert_eq!(owners[SOURCE_UNIT], 0);
             assert_eq!(owners.len(), runs.len() + 1);
             let share = |trains: bool| -> Vec<usize> {
@@ -445,7 +473,7 @@ mod tests {
             }
             let mut reversed = runs.clone();
             reversed.reverse();
-            assert_eq!(deal(reversed, count), owners);
+            assert_eq!(deal(&sources, reversed, count), owners);
         }
     }
 }

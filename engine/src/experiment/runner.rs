@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::evaluate::Scorer;
-use super::plan::{no_selection, unit_id, SOURCE_UNIT};
+use super::plan::{no_selection, replicate_unit, unit_id, SOURCE_UNIT};
 use super::store::{create_dir, write_json, RunMarker, StepSeconds};
 use super::{workers, Domain, Error, Event, Method, Plan, Shard, Store, WorkerSpec, Workers};
 use crate::dataset::Split;
@@ -34,13 +34,23 @@ use crate::strategy::adapt::AdaptState;
 use crate::strategy::query::{self, build_pool, CandidatePool, QueryOptions, References, Selection, Unit as RowUnit};
 use crate::train::{self, AdaptInputs, Trainer, TrainingData};
 
-/// The whole experiment as one [`BackendTask`].
+/// One replicate of the experiment: its plan (with its seeds) and its folder.
+pub(super) struct Replicate {
+    pub index: usize,
+    pub plan: Plan,
+    pub store: Store,
+}
+
+/// The whole experiment, every replicate, as one [`BackendTask`].
 pub(super) struct Task<'a> {
-    pub plan: &'a Plan,
-    pub store: &'a Store,
+    pub replicates: &'a [Replicate],
+    /// The shard of every unit of every replicate, by id ([`Plan::deal`]).
+    pub owners: BTreeMap<String, usize>,
     pub workers: &'a Workers,
     pub shard: Shard,
     pub wait: Duration,
+    /// What worker processes are told (replicate 0's; each replicate's config and folder
+    /// replace it).
     pub spec: WorkerSpec,
     pub progress: &'a mut dyn FnMut(&Event),
 }
@@ -72,27 +82,61 @@ pub(super) struct Unit {
 impl BackendTask for Task<'_> {
     type Output = Result<Counts, Error>;
 
+    /// Replicate after replicate: the source unit, the selections, the runs. A shard first
+    /// computes every source unit it owns, so that shards waiting for one start early.
     fn run<B: AutodiffBackend>(self, device: B::Device) -> Self::Output {
-        let context = Context::<B> {
-            plan: self.plan,
-            store: self.store,
-            device,
-            spec: self.spec,
-        };
-        let mut runner = Runner {
-            context: &context,
-            shard: self.shard,
-            owners: self.plan.deal(self.shard.count),
-            progress: self.progress,
-            references: None,
-            last_pool: None,
-            counts: Counts::default(),
-        };
-        runner.source_unit(self.wait)?;
-        let units = runner.selections()?;
-        let mut counts = runner.counts;
-        counts.ran = units.len();
-        workers::run(&context, units, self.workers, runner.progress)?;
+        let Task {
+            replicates,
+            owners,
+            workers,
+            shard,
+            wait,
+            spec,
+            progress,
+        } = self;
+        let contexts: Vec<Context<B>> = (replicates.iter())
+            .map(|r| Context {
+                plan: &r.plan,
+                store: &r.store,
+                device: device.clone(),
+                spec: WorkerSpec {
+                    config: r.plan.config.clone(),
+                    out: r.store.root().to_path_buf(),
+                    replicate: r.index,
+                    ..spec.clone()
+                },
+                replicate: r.index,
+            })
+            .collect();
+        let mut trained_first = vec![false; contexts.len()];
+        if shard.count > 1 {
+            for (context, first) in contexts.iter().zip(&mut trained_first) {
+                let mut runner = Runner::new(context, shard, &owners, &mut *progress);
+                if runner.owns(SOURCE_UNIT) {
+                    runner.source_unit(wait)?;
+                    *first = !runner.counts.source_reused;
+                }
+            }
+        }
+        let mut counts = Counts::default();
+        for (context, first) in contexts.iter().zip(trained_first) {
+            if replicates.len() > 1 {
+                progress(&Event::Replicate {
+                    index: context.replicate,
+                    count: replicates.len(),
+                    out: context.store.root().to_path_buf(),
+                });
+            }
+            let mut runner = Runner::new(context, shard, &owners, &mut *progress);
+            runner.source_unit(wait)?;
+            let units = runner.selections()?;
+            let c = runner.counts;
+            counts.ran += units.len();
+            counts.skipped += c.skipped;
+            counts.others += c.others;
+            counts.source_reused |= c.source_reused && !first;
+            workers::run(context, units, workers, &mut *progress)?;
+        }
         Ok(counts)
     }
 }
@@ -103,6 +147,8 @@ pub(super) struct Context<'a, B: AutodiffBackend> {
     pub store: &'a Store,
     pub device: B::Device,
     pub spec: WorkerSpec,
+    /// Which replicate.
+    pub replicate: usize,
 }
 
 /// Phase 1.
@@ -110,7 +156,7 @@ struct Runner<'a, 'p, B: AutodiffBackend> {
     context: &'a Context<'a, B>,
     shard: Shard,
     /// The shard of every unit, by id.
-    owners: BTreeMap<String, usize>,
+    owners: &'a BTreeMap<String, usize>,
     progress: &'p mut dyn FnMut(&Event),
     /// The source reference points, when a query needs them.
     references: Option<References>,
@@ -119,10 +165,29 @@ struct Runner<'a, 'p, B: AutodiffBackend> {
     counts: Counts,
 }
 
-impl<B: AutodiffBackend> Runner<'_, '_, B> {
-    /// Whether the unit `id` is this shard's.
+impl<'a, 'p, B: AutodiffBackend> Runner<'a, 'p, B> {
+    fn new(
+        context: &'a Context<'a, B>,
+        shard: Shard,
+        owners: &'a BTreeMap<String, usize>,
+        progress: &'p mut dyn FnMut(&Event),
+    ) -> Self {
+        Runner {
+            context,
+            shard,
+            owners,
+            progress,
+            references: None,
+            last_pool: None,
+            counts: Counts::default(),
+        }
+    }
+
+    /// Whether the unit `id` (of replicate 0's ids, e.g. `source`) of this replicate is this
+    /// shard's.
     fn owns(&self, id: &str) -> bool {
-        self.owners.get(id).is_none_or(|&k| k == self.shard.index)
+        let id = replicate_unit(self.context.replicate, id);
+        self.owners.get(&id).is_none_or(|&k| k == self.shard.index)
     }
 
     fn emit(&mut self, event: Event) {
@@ -151,11 +216,13 @@ impl<B: AutodiffBackend> Runner<'_, '_, B> {
     /// Waits up to `wait` for `ready` (the source unit of the shard that owns it).
     fn wait_for(&mut self, wait: Duration, ready: impl Fn() -> bool) -> Result<(), Error> {
         let owner = Shard {
-            index: self.owners.get(SOURCE_UNIT).copied().unwrap_or(0),
+            index: (self.owners.get(&replicate_unit(self.context.replicate, SOURCE_UNIT)))
+                .copied()
+                .unwrap_or(0),
             count: self.shard.count,
         };
         self.emit(Event::Waiting {
-            unit: SOURCE_UNIT.into(),
+            unit: replicate_unit(self.context.replicate, SOURCE_UNIT),
             owner: owner.to_string(),
             seconds: wait.as_secs_f64(),
         });

@@ -8,7 +8,11 @@
 //! with other settings is refused before any computation ([`Error::Changed`]): results of two
 //! configurations never mix in one table. The settings are everything that shapes a number:
 //! the manifest's bytes, the source centre and the whole config except the lists of queries
-//! and adaptations (adding a query or a target to a finished experiment reuses what is done).
+//! and adaptations and the replicate count (adding a query, a target or replicates to a
+//! finished experiment reuses what is done).
+//!
+//! Replicate 0 is the folder itself; replicate `r` ≥ 1 is an experiment folder of its own,
+//! `replicates/<r>/` inside it ([`replicate_root`]), with its own seeds.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -137,6 +141,7 @@ impl Store {
         if let Value::Object(m) = &mut config {
             m.remove("queries");
             m.remove("adapts");
+            m.remove("replicates");
         }
         let store = Store {
             root: root.to_path_buf(),
@@ -280,6 +285,14 @@ impl Store {
     /// Records a run as finished (its results must already be written).
     pub fn finish_run(&self, domain: &Domain, method: &Method, marker: &RunMarker) -> Result<(), Error> {
         write_json(&self.run_dir(domain, method).join(DONE_FILE), marker)
+    }
+}
+
+/// Replicate `r`'s experiment folder: `root` for replicate 0, `root/replicates/<r>` after.
+pub fn replicate_root(root: &Path, r: usize) -> PathBuf {
+    match r {
+        0 => root.to_path_buf(),
+        r => root.join("replicates").join(r.to_string()),
     }
 }
 

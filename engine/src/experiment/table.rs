@@ -4,6 +4,7 @@
 
 use serde::Serialize;
 
+use super::replicates::{DomainSpread, Replicates, Spread};
 use super::stats::{DomainResult, MethodResult, REPORTED};
 use super::Error;
 use crate::metrics::{csv_line, fmt_value, results_csv, ResultsTable};
@@ -34,8 +35,11 @@ pub struct Results {
     pub hd95: &'static str,
     /// NSD tolerance, mm.
     pub nsd_tolerance_mm: f64,
-    /// Per domain, in the order given.
+    /// Per domain, in the order given (replicate 0's when there are several).
     pub domains: Vec<DomainResult>,
+    /// Every replicate's medians and their spread, when the experiment ran more than one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replicates: Option<Replicates>,
 }
 
 /// What `table.md` says above the table.
@@ -47,15 +51,113 @@ signed-rank test of DSC (scipy's defaults), Holm-corrected within each domain; \
 against STDR with the same adaptation (methods without a query: with the first label-using adaptation listed); \"-\": \
 not tested, or no P value (no case with the metric defined for both).";
 
-/// `table.md`: a title, the legend, the table, and what each query labelled.
+/// `table.md`: a title, the legend, the table, and what each query labelled; with
+/// replicates, replicate 0's, then the spread across them.
 pub fn markdown(results: &Results) -> String {
-    format!(
-        "# delinea experiment\n\n{}; {} target domains.\n\n{LEGEND}\n\n{}\n{}",
+    let mut out = format!(
+        "# delinea experiment\n\n{}; {} target domains.\n\n{LEGEND}\n\n",
         provenance(results),
-        results.domains.len(),
+        results.domains.len()
+    );
+    if let Some(r) = &results.replicates {
+        out.push_str(&format!("## Replicate 0 of {}\n\n", r.runs.len()));
+    }
+    out.push_str(&format!(
+        "{}\n{}",
         markdown_table(&results.domains),
         labelled_section(&results.domains)
+    ));
+    if let Some(r) = &results.replicates {
+        out.push_str(&spread_section(r));
+    }
+    out
+}
+
+/// What `table.md` says above the spread table.
+pub const SPREAD_LEGEND: &str = "Each replicate's median over the domain's test cases, replicate 0 \
+first, then their mean (smallest–largest). P: paired two-sided Wilcoxon signed-rank test of each \
+case's DSC averaged over the replicates, Holm-corrected within each domain, then each replicate's \
+own P value.";
+
+/// `## Across N replicates`: the seeds, then one row per domain and method.
+fn spread_section(r: &Replicates) -> String {
+    let seeds: Vec<String> = (r.runs.iter())
+        .map(|x| {
+            format!(
+                "{} (seed {}, source seed {}, `{}`)",
+                x.replicate, x.seed, x.source_seed, x.folder
+            )
+        })
+        .collect();
+    let mut out = format!(
+        "\n## Across {} replicates\n\nReplicates: {}.\n\n{SPREAD_LEGEND}\n\n",
+        r.runs.len(),
+        seeds.join("; ")
+    );
+    out.push_str(
+        "| domain | method | DSC per replicate | DSC mean (range) | HD95 per replicate (mm) | HD95 mean (range) | \
+         failures | P vs supervised | per replicate | P vs STDR | per replicate |\n\
+         |---|---|---|---|---|---|---|--:|---|--:|---|\n",
+    );
+    for d in &r.domains {
+        for m in &d.methods {
+            let p = |versus: Option<&str>| -> [String; 2] {
+                let t = versus.and_then(|v| (d.tests.iter()).find(|t| is_dsc_test(t, &m.method, v)));
+                let each: Vec<String> = t.map_or(vec![], |t| t.p_replicates.iter().map(|p| fmt_p(*p)).collect());
+                [fmt_p(t.and_then(|t| t.averaged.p_holm)), each.join(" · ")]
+            };
+            let [ps, ps_each] = p(Some("supervised"));
+            let [pr, pr_each] = p(spread_partner(d, &m.method));
+            let failures: Vec<String> = m.failures.iter().map(|f| f.to_string()).collect();
+            out.push_str(&format!(
+                "| {} | {} | {} | {} | {} | {} | {} | {ps} | {ps_each} | {pr} | {pr_each} |\n",
+                d.domain,
+                m.method,
+                each(&m.dsc, 3),
+                mean_range(&m.dsc, 3),
+                each(&m.hd95, 2),
+                mean_range(&m.hd95, 2),
+                failures.join(" · "),
+            ));
+        }
+    }
+    out
+}
+
+fn is_dsc_test(t: &super::replicates::PooledTest, method: &str, versus: &str) -> bool {
+    t.averaged.metric == "dsc" && t.averaged.method == method && t.averaged.versus == versus
+}
+
+/// The method `method` was tested against besides supervised, if any.
+fn spread_partner<'a>(d: &'a DomainSpread, method: &str) -> Option<&'a str> {
+    (d.tests.iter())
+        .find(|t| t.averaged.method == method && t.averaged.versus != "supervised")
+        .map(|t| t.averaged.versus.as_str())
+}
+
+/// `0.712 · 0.655 · 0.774`: each replicate's value.
+fn each(s: &Spread, digits: usize) -> String {
+    let v: Vec<String> = s.values.iter().map(|v| number(*v, digits)).collect();
+    v.join(" · ")
+}
+
+/// `0.712 (0.655–0.774)`: the mean and the range.
+pub fn mean_range(s: &Spread, digits: usize) -> String {
+    format!(
+        "{} ({}–{})",
+        number(s.mean, digits),
+        number(s.min, digits),
+        number(s.max, digits)
     )
+}
+
+/// A value with `digits` decimals, `inf`, or `-`.
+fn number(v: Option<f64>, digits: usize) -> String {
+    match v {
+        Some(x) if x.is_infinite() => "inf".into(),
+        Some(x) => format!("{x:.digits$}"),
+        None => "-".into(),
+    }
 }
 
 /// `Measured with delinea 0.1.0 at commit … on <CPU> (<SIMD>); source C1; budget 20% of each
@@ -78,6 +180,9 @@ pub fn summary(results: &Results) -> String {
     let Some(first) = results.domains.first() else {
         return format!("{}.\n", provenance(results));
     };
+    if let Some(r) = &results.replicates {
+        return spread_summary(results, r);
+    }
     let methods: Vec<&str> = first.methods.iter().map(|m| m.method.as_str()).collect();
     let mut out = format!(
         "{}.\n\nMedian test DSC [IQR] per domain ({} test cases each; a failure, one mask empty, counts DSC 0):\n\n",
@@ -105,6 +210,88 @@ pub fn summary(results: &Results) -> String {
     }
     out.push('\n');
     out.push_str(&labelled_section(&results.domains));
+    out
+}
+
+/// [`summary`] of several replicates: the mean (range) of the replicates' median DSC per
+/// domain and method, each replicate's failures where there are any; the tumour slices each
+/// query labelled, likewise; the validation labels.
+fn spread_summary(results: &Results, r: &Replicates) -> String {
+    let first = &results.domains[0];
+    let methods: Vec<&str> = first.methods.iter().map(|m| m.method.as_str()).collect();
+    let seeds: Vec<String> = r.runs.iter().map(|x| x.seed.to_string()).collect();
+    let mut out = format!(
+        "{}; {} replicates (seeds {}).\n\nMedian test DSC per domain and method: the mean (smallest–largest) of the {} \
+         replicates' medians ({} test cases each; a failure, one mask empty, counts DSC 0; failures per replicate \
+         where there are any):\n\n",
+        provenance(results),
+        r.runs.len(),
+        seeds.join(", "),
+        r.runs.len(),
+        first.methods.first().map_or(0, |m| m.cases)
+    );
+    out.push_str(&format!(
+        "| domain | {} |\n|---|{}\n",
+        methods.join(" | "),
+        "---|".repeat(methods.len())
+    ));
+    for d in &r.domains {
+        let cells: Vec<String> = (d.methods.iter())
+            .map(|m| {
+                let cell = mean_range(&m.dsc, 3);
+                match m.failures.iter().all(|&f| f == 0) {
+                    true => cell,
+                    false => {
+                        let f: Vec<String> = m.failures.iter().map(|f| f.to_string()).collect();
+                        format!("{cell}, failures {}", f.join("/"))
+                    }
+                }
+            })
+            .collect();
+        out.push_str(&format!("| {} | {} |\n", d.domain, cells.join(" | ")));
+    }
+    out.push('\n');
+    let queries: Vec<&MethodResult> = first_per_query(first);
+    if !queries.is_empty() {
+        out.push_str(
+            "Tumour slices each query labelled, mean (smallest–largest) over the replicates, and tumour slices / \
+             slices in the pool it chose from:\n\n",
+        );
+        let names: Vec<&str> = queries.iter().filter_map(|m| m.strategies.query.as_deref()).collect();
+        out.push_str(&format!(
+            "| domain | pool | {} |\n|---|---|{}\n",
+            names.join(" | "),
+            "---|".repeat(names.len())
+        ));
+        for (d, spread) in results.domains.iter().zip(&r.domains) {
+            let pool = d
+                .pool
+                .map_or("-".into(), |p| format!("{}/{}", p.tumour_slices, p.slices));
+            let cells: Vec<String> = (queries.iter())
+                .map(|q| {
+                    let m = spread.methods.iter().find(|m| m.method == q.method);
+                    m.and_then(|m| m.tumour_slices.as_ref())
+                        .map_or("-".into(), |s| mean_range(s, 1))
+                })
+                .collect();
+            out.push_str(&format!("| {} | {pool} | {} |\n", d.domain.id, cells.join(" | ")));
+        }
+        out.push('\n');
+    }
+    out.push_str(&validation_line(&results.domains));
+    out
+}
+
+/// The first method of each query, in plan order (a selection is the same for every
+/// adaptation).
+fn first_per_query(d: &DomainResult) -> Vec<&MethodResult> {
+    let mut out: Vec<&MethodResult> = Vec::new();
+    for m in &d.methods {
+        let q = m.strategies.query.as_deref();
+        if q.is_some() && !out.iter().any(|x| x.strategies.query.as_deref() == q) {
+            out.push(m);
+        }
+    }
     out
 }
 
@@ -143,6 +330,13 @@ fn labelled_section(domains: &[DomainResult]) -> String {
         }
         out.push('\n');
     }
+    out.push_str(&validation_line(domains));
+    out
+}
+
+/// The validation labels that picked the checkpoints, when they did (empty otherwise).
+fn validation_line(domains: &[DomainResult]) -> String {
+    let mut out = String::new();
     let validation: Vec<String> = (domains.iter())
         .filter_map(|d| {
             let v = d.validation?;

@@ -75,6 +75,9 @@ pub struct WorkerSpec {
     pub out: PathBuf,
     /// The device, as `--device` spells it.
     pub device: String,
+    /// Which replicate of the experiment `config` and `out` are (0: the experiment itself).
+    #[serde(default)]
+    pub replicate: usize,
 }
 
 /// A worker's answer to a unit, one per line.
@@ -408,6 +411,7 @@ impl BackendTask for Serve<'_> {
             store: self.store,
             device,
             spec: self.spec.clone(),
+            replicate: self.spec.replicate,
         };
         let mut write = |reply: &Reply| -> Result<(), Error> {
             let line = serde_json::to_string(reply).map_err(Error::Json)?;

@@ -89,6 +89,9 @@ pub struct Inputs {
     pub cases: Vec<CaseRow>,
     /// `table.md`.
     pub table: String,
+    /// Each replicate's median DSC per domain and method (`results.json`'s `replicates`), when
+    /// the experiment ran several: `(domain, method, medians)`.
+    pub replicate_medians: Vec<(String, String, Vec<Option<f64>>)>,
 }
 
 impl Inputs {
@@ -139,6 +142,7 @@ impl Inputs {
             methods: vec![method],
             cases: rows,
             table: csv_as_markdown(&summary_text),
+            replicate_medians: vec![],
         })
     }
 
@@ -176,9 +180,15 @@ impl Inputs {
         })?)
         .map_err(|e| input(&path, e))?;
         let cases = read_cases(&dir.join("cases.csv"))?;
+        let results = dir.join("results.json");
+        let replicate_medians = match std::fs::read_to_string(&results) {
+            Ok(text) => replicate_medians(&serde_json::from_str(&text).map_err(|e| input(&results, e))?),
+            Err(_) => vec![],
+        };
         Ok(Inputs {
             dir: dir.to_path_buf(),
             table: read("table.md")?,
+            replicate_medians,
             experiment,
             manifest,
             domains,
@@ -329,6 +339,25 @@ pub fn render(inputs: &Inputs, out: &Path) -> Result<Report, Error> {
         pictures,
         sections: sections.iter().map(|s| s.id.to_string()).collect(),
     })
+}
+
+/// `results.json`'s `replicates.domains[].methods[].dsc.values`, as `(domain, method,
+/// medians)` (`"inf"` and `null` as `None`); empty without replicates.
+fn replicate_medians(results: &serde_json::Value) -> Vec<(String, String, Vec<Option<f64>>)> {
+    let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_string();
+    let domains = results["replicates"]["domains"].as_array().cloned().unwrap_or_default();
+    let mut out = Vec::new();
+    for d in &domains {
+        for m in d["methods"].as_array().into_iter().flatten() {
+            let values = m["dsc"]["values"].as_array().into_iter().flatten();
+            out.push((
+                text(&d["domain"]),
+                text(&m["method"]),
+                values.map(|v| v.as_f64()).collect(),
+            ));
+        }
+    }
+    out
 }
 
 /// A figure's name as a file name: what is not a letter, digit, `.`, `-` or `_` becomes `_`.

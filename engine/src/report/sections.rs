@@ -87,12 +87,51 @@ pub fn box_plots(inputs: &Inputs) -> Section {
             });
         }
     }
+    figures.extend(replicate_figures(inputs));
     Section {
         id: "box-plots",
         title: "Spread per domain and method".into(),
         html: String::new(),
         figures,
     }
+}
+
+/// With replicates: per domain, each replicate's median DSC per method, one point per
+/// replicate (labelled `r0`, `r1`, …).
+fn replicate_figures(inputs: &Inputs) -> Vec<Figure> {
+    let mut figures = Vec::new();
+    for d in &inputs.domains {
+        let series: Vec<BoxSeries> = (inputs.methods.iter().enumerate())
+            .filter_map(|(n, m)| {
+                let (_, _, medians) = (inputs.replicate_medians.iter()).find(|(dd, mm, _)| *dd == d.id && mm == m)?;
+                Some(BoxSeries {
+                    label: m.clone(),
+                    colour: colour(n),
+                    values: (medians.iter().enumerate())
+                        .map(|(r, v)| (format!("r{r}"), *v))
+                        .collect(),
+                })
+            })
+            .collect();
+        if series.is_empty() {
+            continue;
+        }
+        let replicates = series[0].values.len();
+        let title = format!("Median DSC per replicate, domain {}", d.id);
+        let (canvas, drawn) = box_plot(&title, "median DSC", &series, Some((0.0, 1.0)));
+        figures.push(Figure {
+            name: format!("replicates-dsc-{}", d.id),
+            caption: format!(
+                "Median test DSC of domain {} in each of the {replicates} replicates, one point per replicate and \
+                 method: how far one run's table may move with another draw of the training noise.",
+                d.id
+            ),
+            canvas,
+            points: Some(drawn.points.iter().sum()),
+            density: 2,
+        });
+    }
+    figures
 }
 
 /// The method with the highest median DSC in `domain`, the supervised bound aside.
