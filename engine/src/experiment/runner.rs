@@ -105,24 +105,17 @@ impl BackendTask for Task<'_> {
                     replicate: r.index,
                     ..spec.clone()
                 },
-                replicate: r.index,
             })
             .collect();
-        let mut trained_first = vec![false; contexts.len()];
-        if shard.count > 1 {
-            for (context, first) in contexts.iter().zip(&mut trained_first) {
-                let mut runner = Runner::new(context, shard, &owners, &mut *progress);
-                if runner.owns(SOURCE_UNIT) {
-                    runner.source_unit(wait)?;
-                    *first = !runner.counts.source_reused;
-                }
-            }
-        }
+        let trained_first = match shard.count {
+            1 => vec![false; contexts.len()],
+            _ => own_sources_first(&contexts, shard, &owners, wait, &mut *progress)?,
+        };
         let mut counts = Counts::default();
         for (context, first) in contexts.iter().zip(trained_first) {
             if replicates.len() > 1 {
                 progress(&Event::Replicate {
-                    index: context.replicate,
+                    index: context.spec.replicate,
                     count: replicates.len(),
                     out: context.store.root().to_path_buf(),
                 });
@@ -141,14 +134,34 @@ impl BackendTask for Task<'_> {
     }
 }
 
+/// The source units of `contexts` that `shard` owns, computed (or found) before anything
+/// else, so that shards waiting for them start early; for each replicate, whether its source
+/// model was trained now.
+fn own_sources_first<B: AutodiffBackend>(
+    contexts: &[Context<B>],
+    shard: Shard,
+    owners: &BTreeMap<String, usize>,
+    wait: Duration,
+    progress: &mut dyn FnMut(&Event),
+) -> Result<Vec<bool>, Error> {
+    let mut trained = vec![false; contexts.len()];
+    for (context, now) in contexts.iter().zip(&mut trained) {
+        let mut runner = Runner::new(context, shard, owners, &mut *progress);
+        if runner.owns(SOURCE_UNIT) {
+            runner.source_unit(wait)?;
+            *now = !runner.counts.source_reused;
+        }
+    }
+    Ok(trained)
+}
+
 /// What every unit reads: the plan, the folder, the device; and what a worker process is told.
 pub(super) struct Context<'a, B: AutodiffBackend> {
     pub plan: &'a Plan,
     pub store: &'a Store,
     pub device: B::Device,
+    /// What a worker process is told: the experiment of this replicate (`spec.replicate`).
     pub spec: WorkerSpec,
-    /// Which replicate.
-    pub replicate: usize,
 }
 
 /// Phase 1.
@@ -186,7 +199,7 @@ impl<'a, 'p, B: AutodiffBackend> Runner<'a, 'p, B> {
     /// Whether the unit `id` (of replicate 0's ids, e.g. `source`) of this replicate is this
     /// shard's.
     fn owns(&self, id: &str) -> bool {
-        let id = replicate_unit(self.context.replicate, id);
+        let id = replicate_unit(self.context.spec.replicate, id);
         self.owners.get(&id).is_none_or(|&k| k == self.shard.index)
     }
 
@@ -216,13 +229,15 @@ impl<'a, 'p, B: AutodiffBackend> Runner<'a, 'p, B> {
     /// Waits up to `wait` for `ready` (the source unit of the shard that owns it).
     fn wait_for(&mut self, wait: Duration, ready: impl Fn() -> bool) -> Result<(), Error> {
         let owner = Shard {
-            index: (self.owners.get(&replicate_unit(self.context.replicate, SOURCE_UNIT)))
-                .copied()
-                .unwrap_or(0),
+            index: (self
+                .owners
+                .get(&replicate_unit(self.context.spec.replicate, SOURCE_UNIT)))
+            .copied()
+            .unwrap_or(0),
             count: self.shard.count,
         };
         self.emit(Event::Waiting {
-            unit: replicate_unit(self.context.replicate, SOURCE_UNIT),
+            unit: replicate_unit(self.context.spec.replicate, SOURCE_UNIT),
             owner: owner.to_string(),
             seconds: wait.as_secs_f64(),
         });

@@ -411,7 +411,6 @@ impl BackendTask for Serve<'_> {
             store: self.store,
             device,
             spec: self.spec.clone(),
-            replicate: self.spec.replicate,
         };
         let mut write = |reply: &Reply| -> Result<(), Error> {
             let line = serde_json::to_string(reply).map_err(Error::Json)?;
