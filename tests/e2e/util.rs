@@ -133,3 +133,22 @@ pub fn reference_tool(what: &str, probe: &mut Command) -> bool {
     }
     ok
 }
+
+/// A gzip NIfTI of a few hundred bytes whose header claims 1024 × 1024 × 1024 uint8 voxels
+/// (a gigavoxel, 4 GiB as f32) with only 24 bytes of data: what a hostile or broken sender may
+/// deliver. Every reader must refuse it by the voxel cap before reading the data.
+pub fn oversized_nifti_gz(path: &Path) {
+    use std::io::Write;
+    let g = delinea::volume::Geometry::axis_aligned([4, 3, 2], [1.0, 1.0, 1.0]);
+    let v = delinea::volume::Volume::from_vec(g, vec![0.0; 24]).unwrap();
+    let plain = path.with_extension("plain.nii");
+    delinea::volume::write_volume(&plain, &v).unwrap();
+    let mut bytes = std::fs::read(&plain).unwrap();
+    std::fs::remove_file(&plain).unwrap();
+    for (offset, value) in [(42, 1024i16), (44, 1024), (46, 1024), (70, 2), (72, 8)] {
+        bytes[offset..offset + 2].copy_from_slice(&value.to_le_bytes());
+    }
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&bytes).unwrap();
+    std::fs::write(path, gz.finish().unwrap()).unwrap();
+}

@@ -252,6 +252,75 @@ fn corrupt_files_are_refused_with_the_file_and_the_reason() {
     }
 }
 
+/// The voxel cap (`volume::limits`): a header claiming a gigavoxel is refused at once by
+/// `inspect` and `predict`, whatever data follows; the cap is an environment variable, a bad
+/// value of which is refused naming it; DICOM series are capped alike.
+#[test]
+fn headers_asking_for_more_voxels_than_the_cap_are_refused_before_reading() {
+    let dir = tempfile::tempdir().unwrap();
+    let big = dir.path().join("gigavoxel.nii.gz");
+    crate::util::oversized_nifti_gz(&big);
+    let run = |args: &[&str], env: &[(&str, &str)]| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_delinea"));
+        cmd.args(args).env_remove("DELINEA_MAX_VOXELS");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let start = std::time::Instant::now();
+        let out = cmd.output().unwrap();
+        (out, start.elapsed())
+    };
+    let big_arg = big.to_str().unwrap();
+    let manifest = crate::util::tiny_cohort(&dir.path().join("cohort"), 5);
+    let model = crate::util::tiny_model(&manifest, &dir.path().join("model"), 2);
+    let predict_out = dir.path().join("pred");
+    let predict_args = [
+        "predict",
+        "--model",
+        &model,
+        "--input",
+        big_arg,
+        "--out",
+        predict_out.to_str().unwrap(),
+    ];
+    for args in [&["inspect", big_arg][..], &predict_args[..]] {
+        let (out, took) = run(args, &[]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_ne!(out.status.code(), Some(0), "{args:?}: {}", describe(&out));
+        assert!(
+            err.contains("gigavoxel.nii.gz") && err.contains("dim (1024 × 1024 × 1024)") && err.contains("536870912"),
+            "{args:?}: {err}"
+        );
+        assert!(took < std::time::Duration::from_secs(5), "{args:?}: {took:?}");
+    }
+    // Raised, the cap lets the header through: its 24 bytes are then too few, and the memory
+    // reserved is bounded by what the stream holds, not by the header.
+    let (out, _) = run(&["inspect", big_arg], &[("DELINEA_MAX_VOXELS", "2000000000")]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("data shorter than the header says"),
+        "{}",
+        describe(&out)
+    );
+    let (out, _) = run(&["inspect", big_arg], &[("DELINEA_MAX_VOXELS", "lots")]);
+    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("DELINEA_MAX_VOXELS=\"lots\""),
+        "{}",
+        describe(&out)
+    );
+    let sphere = crate::util::fixtures().join("dicom/sphere");
+    let (out, _) = run(
+        &["inspect", sphere.to_str().unwrap()],
+        &[("DELINEA_MAX_VOXELS", "1000")],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Rows × Columns × frames"),
+        "{}",
+        describe(&out)
+    );
+}
+
 #[test]
 fn label_maps_must_hold_small_integers() {
     let dir = tempfile::tempdir().unwrap();

@@ -683,18 +683,25 @@ fn once_refuses_a_truncated_scan_in_the_same_run() {
     let bytes = std::fs::read(&s.scans[0]).unwrap();
     std::fs::write(inbox.join("truncated.nii.gz"), &bytes[..3000.min(bytes.len() / 2)]).unwrap();
     std::fs::copy(&s.scans[1], inbox.join("good.nii.gz")).unwrap();
+    crate::util::oversized_nifti_gz(&inbox.join("gigavoxel.nii.gz"));
     let out = s.once(&inbox, &outbox, &labels, &[]);
     assert!(out.status.success(), "{}", describe(&out));
     let j = journal(&outbox);
     assert_eq!(count(&j, "done").keys().collect::<Vec<_>>(), ["good.nii.gz"], "{j:#?}");
     assert_eq!(
         count(&j, "failed").keys().collect::<Vec<_>>(),
-        ["truncated.nii.gz"],
+        ["gigavoxel.nii.gz", "truncated.nii.gz"],
         "{j:#?}"
     );
     assert!(!inbox.join("truncated.nii.gz").exists(), "left in the inbox");
     let error = std::fs::read_to_string(outbox.join("failed/truncated.nii.gz.error.json")).unwrap();
     assert!(error.contains("truncated"), "{error}");
+    // The gigavoxel header is refused by the voxel cap, before its data is read.
+    let error = std::fs::read_to_string(outbox.join("failed/gigavoxel.nii.gz.error.json")).unwrap();
+    assert!(
+        error.contains("dim (1024 × 1024 × 1024)") && error.contains("DELINEA_MAX_VOXELS"),
+        "{error}"
+    );
 }
 
 #[test]

@@ -72,6 +72,31 @@ pub enum Error {
         /// Bytes present.
         found: usize,
     },
+    /// A header asks for more voxels than the cap ([`super::limits`]).
+    #[error(
+        "{path}: header field {field} ({}) asks for more voxels than the cap of {limit} ({}): refused before reading the data; raise the cap with {}=N if the volume is real",
+        sizes.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(" × "),
+        super::limits::MAX_VOXELS_VAR,
+        super::limits::MAX_VOXELS_VAR
+    )]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// The header field (`dim`, NRRD's `sizes`, DICOM's rows × columns × frames).
+        field: &'static str,
+        /// The sizes it gives.
+        sizes: Vec<usize>,
+        /// The cap in force.
+        limit: usize,
+    },
+    /// The voxel cap's environment variable is not a positive integer.
+    #[error("{variable}={value:?}: the voxel cap must be a positive integer")]
+    BadLimit {
+        /// The variable.
+        variable: &'static str,
+        /// Its value.
+        value: String,
+    },
     /// Voxel values that cannot be a label map (NaN, Inf, fractions, out of 0..=255).
     #[error("{path}: not a label map: {reason}")]
     BadLabels {

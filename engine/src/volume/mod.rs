@@ -19,6 +19,7 @@ pub mod dicom;
 mod error;
 mod geometry;
 mod image;
+pub mod limits;
 pub mod nifti;
 pub mod nrrd;
 

@@ -507,9 +507,12 @@ fn geometry(p: &Plane, normal: [f64; 3], spacing_k: f64, origin: [f64; 3], slice
 
 /// The rescaled voxels of every frame in slice order.
 fn pixels(objs: &[(PathBuf, DefaultDicomObject)], frames: &[Frame], p: &Plane) -> Result<Vec<f32>, Error> {
+    let first = frames.first().map_or(Path::new(""), |f| f.file.as_path());
+    let voxels =
+        crate::volume::limits::check_voxels(first, "Rows × Columns × frames", &[p.size[0], p.size[1], frames.len()])?;
     let px = p.size[0] * p.size[1];
     let mut decoded: BTreeMap<&Path, dicom_pixeldata::DecodedPixelData<'_>> = BTreeMap::new();
-    let mut data = Vec::with_capacity(px * frames.len());
+    let mut data = Vec::with_capacity(voxels);
     for f in frames {
         if !decoded.contains_key(f.file.as_path()) {
             let obj = &objs.iter().find(|(file, _)| *file == f.file).map(|(_, o)| o);

@@ -55,10 +55,11 @@ pub struct Stats {
     pub distinct: Option<Vec<f64>>,
 }
 
-/// Reads `path` and describes it.
+/// Reads `path` and describes it. Memory: the f32 voxels once (the statistics sort them in
+/// place), plus the reader's buffers.
 pub fn inspect(path: &Path) -> Result<Inspection, Error> {
     let (g, info, values) = read::read_decoded(path)?;
-    let stats = stats(&values).ok_or_else(|| Error::AllNonFinite {
+    let stats = stats(values).ok_or_else(|| Error::AllNonFinite {
         path: path.to_path_buf(),
     })?;
     Ok(Inspection {
@@ -74,11 +75,16 @@ pub fn inspect(path: &Path) -> Result<Inspection, Error> {
     })
 }
 
-fn stats(values: &[f32]) -> Option<Stats> {
-    let mut finite: Vec<f32> = values.iter().copied().filter(|v| v.is_finite()).collect();
+/// The statistics of `values`' finite voxels, computed on `values` itself: the non-finite
+/// ones are dropped in place and the rest sorted in place, so no copy is made.
+fn stats(values: Vec<f32>) -> Option<Stats> {
+    let total = values.len();
+    let mut finite = values;
+    finite.retain(|v| v.is_finite());
     if finite.is_empty() {
         return None;
     }
+    let non_finite = total - finite.len();
     finite.sort_unstable_by(|a, b| a.total_cmp(b));
     let n = finite.len() as f64;
     let mean = finite.iter().map(|v| *v as f64).sum::<f64>() / n;
@@ -100,8 +106,8 @@ fn stats(values: &[f32]) -> Option<Stats> {
         p1: percentile_sorted(&finite, 1.0),
         p50: percentile_sorted(&finite, 50.0),
         p99: percentile_sorted(&finite, 99.0),
-        nonzero: finite.iter().filter(|v| **v != 0.0).count() + (values.len() - finite.len()),
-        non_finite: values.len() - finite.len(),
+        nonzero: finite.iter().filter(|v| **v != 0.0).count() + non_finite,
+        non_finite,
         distinct: (distinct.len() <= 16).then_some(distinct),
     })
 }

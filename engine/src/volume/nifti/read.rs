@@ -59,10 +59,9 @@ pub(crate) struct Decoding {
 /// Reads the header of `path`, checks everything the decoder relies on, and decodes the
 /// voxels (after scaling) while decompressing, without holding the decompressed bytes.
 pub(crate) fn read_decoded(path: &Path) -> Result<(Geometry, NiftiInfo, Vec<f32>), Error> {
-    let file = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let compressed = is_gz_bytes(&file);
-    let mut stream = open_stream(&file);
-    let head = read_head(path, &mut stream)?;
+    let mut file = Opened::new(path)?;
+    let compressed = file.compressed;
+    let head = read_head(path, &mut file.stream)?;
     let header = parse_header(path, &head)?;
     let pair = &header.magic == nifti::header::MAGIC_CODE_NI1;
     let datatype = check_datatype(path, &header)?;
@@ -81,29 +80,14 @@ pub(crate) fn read_decoded(path: &Path) -> Result<(Geometry, NiftiInfo, Vec<f32>
     };
     let (offset, values) = if pair {
         let img = pair_image_path(path)?;
-        let img_file = std::fs::read(&img).map_err(|e| Error::io(&img, e))?;
+        let mut img_file = Opened::new(&img)?;
         let offset = header.vox_offset.max(0.0) as usize;
-        let mut img_stream = open_stream(&img_file);
-        (
-            offset,
-            decode::stream(
-                &img,
-                &mut img_stream,
-                (offset, offset, stream_len_hint(&img_file)),
-                &decoding,
-            )?,
-        )
+        let layout = (offset, offset, img_file.len_hint);
+        (offset, decode::stream(&img, &mut img_file.stream, layout, &decoding)?)
     } else {
         let offset = vox_offset(path, &header)?;
-        (
-            offset,
-            decode::stream(
-                path,
-                &mut stream,
-                (offset - head.len(), offset, stream_len_hint(&file) - head.len()),
-                &decoding,
-            )?,
-        )
+        let layout = (offset - head.len(), offset, file.len_hint - head.len());
+        (offset, decode::stream(path, &mut file.stream, layout, &decoding)?)
     };
     let info = NiftiInfo {
         format: if pair { "nifti1-pair" } else { "nifti1" }.into(),
@@ -124,13 +108,44 @@ pub(crate) fn read_decoded(path: &Path) -> Result<(Geometry, NiftiInfo, Vec<f32>
     Ok((geometry, info, values))
 }
 
-/// The file's bytes as a stream: gunzipped when they start with the gzip magic (whatever
-/// the file's name).
-fn open_stream(bytes: &[u8]) -> Box<dyn Read + '_> {
-    if is_gz_bytes(bytes) {
-        Box::new(flate2::read::MultiGzDecoder::new(bytes))
-    } else {
-        Box::new(bytes)
+/// A file opened for streaming its bytes (gunzipped when they start with the gzip magic,
+/// whatever the file's name): only a buffer's worth is in memory at a time.
+struct Opened {
+    stream: Box<dyn Read>,
+    compressed: bool,
+    /// About how many bytes the stream holds: the file's length, or for gzip the size its
+    /// trailer records (mod 2^32; deflate cannot expand more than ~1032 times).
+    len_hint: usize,
+}
+
+impl Opened {
+    fn new(path: &Path) -> Result<Opened, Error> {
+        use std::io::{Seek, SeekFrom};
+        let io = |e| Error::io(path, e);
+        let mut file = std::fs::File::open(path).map_err(io)?;
+        let len = file.metadata().map_err(io)?.len() as usize;
+        let mut magic = [0u8; 2];
+        let got = decode::fill(&mut file, &mut magic).map_err(io)?;
+        let compressed = got == 2 && magic == [0x1f, 0x8b];
+        let mut len_hint = len;
+        if compressed && len >= 4 {
+            let mut trailer = [0u8; 4];
+            file.seek(SeekFrom::End(-4)).map_err(io)?;
+            decode::fill(&mut file, &mut trailer).map_err(io)?;
+            let isize = u32::from_le_bytes(trailer) as usize;
+            len_hint = isize.min(len.saturating_mul(1032)).max(348);
+        }
+        file.seek(SeekFrom::Start(0)).map_err(io)?;
+        let reader = std::io::BufReader::with_capacity(1 << 16, file);
+        let stream: Box<dyn Read> = match compressed {
+            true => Box::new(flate2::read::MultiGzDecoder::new(reader)),
+            false => Box::new(reader),
+        };
+        Ok(Opened {
+            stream,
+            compressed,
+            len_hint,
+        })
     }
 }
 
@@ -140,21 +155,6 @@ fn read_head(path: &Path, stream: &mut dyn Read) -> Result<Vec<u8>, Error> {
     let n = decode::fill(stream, &mut head).map_err(|e| decode::stream_error(path, e))?;
     head.truncate(n);
     Ok(head)
-}
-
-/// About how many bytes `file` holds once decompressed: its length, or for gzip the size its
-/// trailer records (mod 2^32; deflate cannot expand more than ~1032 times).
-fn stream_len_hint(file: &[u8]) -> usize {
-    let n = file.len();
-    if !is_gz_bytes(file) || n < 4 {
-        return n;
-    }
-    let isize = u32::from_le_bytes([file[n - 4], file[n - 3], file[n - 2], file[n - 1]]) as usize;
-    isize.min(n.saturating_mul(1032)).max(348)
-}
-
-fn is_gz_bytes(bytes: &[u8]) -> bool {
-    bytes.len() >= 2 && bytes[0] == 0x1f && bytes[1] == 0x8b
 }
 
 fn parse_header(path: &Path, bytes: &[u8]) -> Result<NiftiHeader, Error> {
@@ -277,6 +277,7 @@ fn grid_dims(path: &Path, h: &NiftiHeader) -> Result<([usize; 3], Vec<usize>), E
             ),
         });
     }
+    crate::volume::limits::check_voxels(path, "dim", &raw)?;
     Ok(([raw[0], raw[1], raw.get(2).copied().unwrap_or(1)], raw))
 }
 

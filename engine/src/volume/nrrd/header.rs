@@ -8,10 +8,6 @@ use std::path::Path;
 
 use crate::volume::Error;
 
-/// Most voxels (all axes together) delinea reads from one NRRD file: 2^31, far above any
-/// MR label map (512 × 512 × 1000 is 2^28), low enough to refuse a header that lies.
-pub(super) const MAX_VOXELS: usize = 1 << 31;
-
 /// A voxel type of the file (the spec's `type` field, with its alternative spellings).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Type {
@@ -98,7 +94,7 @@ fn array<const N: usize>(bytes: &[u8]) -> [u8; N] {
     a
 }
 
-/// What a NRRD header says, checked: sizes within [`MAX_VOXELS`], one direction per axis,
+/// What a NRRD header says, checked: sizes within the voxel cap ([`crate::volume::limits`]), one direction per axis,
 /// attached data only.
 #[derive(Debug)]
 pub(super) struct Header {
@@ -354,18 +350,19 @@ fn refuse_detached(path: &Path, f: &BTreeMap<String, String>) -> Result<(), Erro
     Ok(())
 }
 
-/// `sizes`: `dimension` positive integers whose product is at most [`MAX_VOXELS`].
+/// `sizes`: `dimension` positive integers whose product is within the voxel cap
+/// ([`crate::volume::limits`]).
 fn sizes(path: &Path, text: &str, dimension: usize) -> Result<Vec<usize>, Error> {
-    let expected = format!("{dimension} positive integers, at most 2^31 voxels in all");
+    let expected = format!("{dimension} positive integers");
     let sizes: Vec<usize> = text
         .split_whitespace()
         .map(|s| s.parse::<usize>().ok().filter(|n| *n > 0))
         .collect::<Option<_>>()
         .ok_or_else(|| bad(path, "sizes", text, &expected))?;
-    let total = sizes.iter().try_fold(1usize, |acc, s| acc.checked_mul(*s));
-    if sizes.len() != dimension || total.is_none_or(|t| t > MAX_VOXELS) {
+    if sizes.len() != dimension {
         return Err(bad(path, "sizes", text, &expected));
     }
+    crate::volume::limits::check_voxels(path, "sizes", &sizes)?;
     Ok(sizes)
 }
 

@@ -19,7 +19,7 @@
 //!
 //! It refuses, naming the file and the reason: detached data (`.nhdr`, `data file`), byte or
 //! line skips, encodings other than raw/gzip, a missing `space` (no guess at where the voxels
-//! lie), zero or non-finite directions, more than 2^31 voxels, data shorter than the header
+//! lie), zero or non-finite directions, more voxels than the cap (`volume::limits`), data shorter than the header
 //! promises (gzip data is never inflated past that plus one byte, so a bomb costs nothing),
 //! values that are not integers 0 to 255, overlapping layers, and segments sharing a label
 //! value. Raw data may be followed by extra bytes (ignored); gzip data may not.

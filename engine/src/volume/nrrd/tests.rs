@@ -259,7 +259,7 @@ fn refusals_of_sizes_geometry_and_values() {
     let cases: Vec<(Vec<u8>, Vec<&str>)> = vec![
         (
             with(header("sizes: 100000 100000 100000", lps, unit), &[]),
-            vec!["sizes", "2^31"],
+            vec!["sizes", "more voxels than the cap"],
         ),
         (
             with(header("sizes: 18446744073709551615 2 2", lps, unit), &[]),
