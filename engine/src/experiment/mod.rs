@@ -623,9 +623,9 @@ fn spread(replicates: &[runner::Replicate], read: &[(Results, Runs)]) -> Result<
             replicate: r.index,
             seed: r.plan.config.seed,
             source_seed: r.plan.config.source.seed,
-            folder: match r.index {
-                0 => ".".into(),
-                i => format!("replicates/{i}"),
+            folder: match r.store.root().strip_prefix(replicates[0].store.root()) {
+                Ok(p) if !p.as_os_str().is_empty() => p.display().to_string(),
+                _ => ".".into(),
             },
         })
         .collect();

@@ -189,11 +189,7 @@ pub fn summary(results: &Results) -> String {
         provenance(results),
         first.methods.first().map_or(0, |m| m.cases)
     );
-    out.push_str(&format!(
-        "| domain | {} |\n|---|{}\n",
-        methods.join(" | "),
-        "---|".repeat(methods.len())
-    ));
+    out.push_str(&table_head(&["domain"], &methods));
     for d in &results.domains {
         let cells: Vec<String> = (d.methods.iter())
             .map(|m| {
@@ -230,11 +226,7 @@ fn spread_summary(results: &Results, r: &Replicates) -> String {
         r.runs.len(),
         first.methods.first().map_or(0, |m| m.cases)
     );
-    out.push_str(&format!(
-        "| domain | {} |\n|---|{}\n",
-        methods.join(" | "),
-        "---|".repeat(methods.len())
-    ));
+    out.push_str(&table_head(&["domain"], &methods));
     for d in &r.domains {
         let cells: Vec<String> = (d.methods.iter())
             .map(|m| {
@@ -258,11 +250,7 @@ fn spread_summary(results: &Results, r: &Replicates) -> String {
              slices in the pool it chose from:\n\n",
         );
         let names: Vec<&str> = queries.iter().filter_map(|m| m.strategies.query.as_deref()).collect();
-        out.push_str(&format!(
-            "| domain | pool | {} |\n|---|---|{}\n",
-            names.join(" | "),
-            "---|".repeat(names.len())
-        ));
+        out.push_str(&table_head(&["domain", "pool"], &names));
         for (d, spread) in results.domains.iter().zip(&r.domains) {
             let pool = d
                 .pool
@@ -280,6 +268,12 @@ fn spread_summary(results: &Results, r: &Replicates) -> String {
     }
     out.push_str(&validation_line(&results.domains));
     out
+}
+
+/// A Markdown table's header row and rule: `first` and `rest`'s columns, each left-aligned.
+fn table_head(first: &[&str], rest: &[&str]) -> String {
+    let columns: Vec<&str> = first.iter().chain(rest).copied().collect();
+    format!("| {} |\n|{}\n", columns.join(" | "), "---|".repeat(columns.len()))
 }
 
 /// The first method of each query, in plan order (a selection is the same for every
@@ -302,20 +296,13 @@ fn labelled_section(domains: &[DomainResult]) -> String {
         return String::new();
     };
     // One column per query: its selection is the same for every adaptation.
-    let mut queries: Vec<&str> = Vec::new();
-    for m in &first.methods {
-        if let Some(q) = m.strategies.query.as_deref().filter(|q| !queries.contains(q)) {
-            queries.push(q);
-        }
-    }
+    let queries: Vec<&str> = (first_per_query(first).iter())
+        .filter_map(|m| m.strategies.query.as_deref())
+        .collect();
     let mut out = String::new();
     if !queries.is_empty() {
         out.push_str("Tumour slices / slices each query labelled (per reason where it has several), and in the pool it chose from:\n\n");
-        out.push_str(&format!(
-            "| domain | pool | {} |\n|---|---|{}\n",
-            queries.join(" | "),
-            "---|".repeat(queries.len())
-        ));
+        out.push_str(&table_head(&["domain", "pool"], &queries));
         for d in domains {
             let pool = d
                 .pool
