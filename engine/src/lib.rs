@@ -17,6 +17,7 @@ pub mod dataset;
 pub mod device;
 pub mod experiment;
 pub mod fsutil;
+pub mod fuzz;
 pub mod infer;
 pub mod interop;
 pub mod job;

@@ -611,3 +611,61 @@ fn a_planning_export_with_several_rois_gives_its_gtv_and_two_gtvs_are_refused() 
         describe(&o)
     );
 }
+
+/// `IM0001.dcm` of the sphere with `element` inserted first in its data set.
+fn with_first_element(dir: &Path, name: &str, element: &[u8]) -> PathBuf {
+    let src = std::fs::read(fixtures().join("dicom/sphere/IM0001.dcm")).unwrap();
+    let meta_len = u32::from_le_bytes(src[140..144].try_into().unwrap()) as usize;
+    let start = 144 + meta_len;
+    let path = dir.join(name);
+    std::fs::write(&path, [&src[..start], element, &src[start..]].concat()).unwrap();
+    path
+}
+
+/// Found by fuzzing and reading dicom-rs: it allocates an element's declared length before
+/// reading, and builds nested sequences recursively. Both are refused by a look at the headers
+/// before dicom-rs reads the file, in every reader (series, RTSTRUCT, the drop folder's labels).
+#[test]
+fn hostile_dicom_headers_are_refused_before_reading() {
+    let dir = tempfile::tempdir().unwrap();
+    let tag = [0x08u8, 0x00, 0x01, 0x00];
+    // 100 000 sequences, each holding one item holding the next: 3.6 MB that overflowed the
+    // stack (abort) before.
+    let (open, close) = (
+        [&tag[..], b"SQ\0\0", &[0xff; 4], &[0xfe, 0xff, 0x00, 0xe0], &[0xff; 4]].concat(),
+        [
+            &[0xfe, 0xff, 0x0d, 0xe0][..],
+            &[0; 4],
+            &[0xfe, 0xff, 0xdd, 0xe0],
+            &[0; 4],
+        ]
+        .concat(),
+    );
+    let deep = [open.repeat(100_000), close.repeat(100_000)].concat();
+    let deep = with_first_element(dir.path(), "deep.dcm", &deep);
+    // A 1.5 KB file declaring a 4 GB value: 16 s and 4.2 GB of memory before.
+    let big = with_first_element(
+        dir.path(),
+        "big.dcm",
+        &[&tag[..], b"OB\0\0", &[0xf0, 0xff, 0xff, 0xff]].concat(),
+    );
+    for (file, words) in [
+        (&deep, "sequences nested more than 16 deep"),
+        (&big, "declares 4294967280 bytes of value"),
+    ] {
+        let start = std::time::Instant::now();
+        let out = delinea(&["inspect", file.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(words) && err.contains(file.to_str().unwrap()), "{err}");
+        assert!(start.elapsed().as_secs() < 5, "{:?}", start.elapsed());
+        let series = fixtures().join("dicom/sphere");
+        let e = dicom::read_rtstruct(file, &dicom::read_one_series(&series).unwrap(), None).unwrap_err();
+        assert!(e.to_string().contains(words), "{e}");
+    }
+    // Nesting at the cap is read.
+    let at_cap = [open.repeat(16), close.repeat(16)].concat();
+    let ok = with_first_element(dir.path(), "ok.dcm", &at_cap);
+    let out = delinea(&["inspect", ok.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", describe(&out));
+}

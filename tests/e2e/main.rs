@@ -5,6 +5,7 @@ mod cluster; // experiment --shard K/N and gather: one process's bytes, schedule
 mod dataset; // delinea validate over manifests with every kind of problem
 mod dicom; // series in manifests; RTSTRUCT and SEG out: dciodvfy, pydicom readback, a sphere, the real series, refusals
 mod experiment; // delinea experiment: outputs, resume, one run redone, changed config, bad input
+mod fuzz_corpus; // every committed fuzz input (fuzz/corpus, fuzz/regressions) replayed: no panic, no hang
 mod metrics; // delinea metrics / evaluate / compare on small masks, empties, missing predictions
 mod models; // model import / export: PyTorch and safetensors in, safetensors and ONNX out, ONNX Runtime
 mod plugin; // native plugins in query, adapt and experiment; every bad plugin refused

@@ -531,3 +531,50 @@ fn the_drop_folder_and_scripts_use_an_imported_model() {
     assert!(o.status.success(), "{}", describe(&o));
     assert!(String::from_utf8_lossy(&o.stdout).contains("32"), "{}", describe(&o));
 }
+
+/// burn-store's pickle reader allocates a string's declared length before reading it, clones
+/// memoised values on every GET and drops its value tree recursively: a length past the end,
+/// a memo doubling its value and a deep nesting are refused by delinea's look at the pickle
+/// before burn-store reads it, in a zip (`torch.save`) and as a bare pickle.
+#[test]
+fn hostile_pickles_are_refused_before_they_are_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut deep = b"\x80\x02".to_vec();
+    deep.extend(std::iter::repeat_n(b']', 200_000));
+    deep.extend(std::iter::repeat_n(b'a', 199_999));
+    deep.push(b'.');
+    let mut doubling = b"\x80\x02]q\x00".to_vec();
+    for _ in 0..60 {
+        doubling.extend(b"h\x00h\x00\x86q\x00");
+    }
+    doubling.push(b'.');
+    let long = b"\x80\x02\x8d\xff\xff\xff\xff\xff\xff\xff\x7fabc.".to_vec();
+    for (name, pickle, words) in [
+        ("deep", &deep, "nests values more than 100 deep"),
+        ("doubling", &doubling, "builds more than"),
+        ("long", &long, "more than it holds"),
+    ] {
+        let zipped = delinea::fuzz::zip_entries(&[&b"archive/data.pkl\n"[..], pickle].concat());
+        for (form, bytes) in [("zip", zipped), ("bare", pickle.clone())] {
+            let file = dir.path().join(format!("{name}-{form}.pth"));
+            std::fs::write(&file, bytes).unwrap();
+            let out_dir = dir.path().join(format!("{name}-{form}"));
+            let start = std::time::Instant::now();
+            let out = delinea(&[
+                "model",
+                "import",
+                file.to_str().unwrap(),
+                "--out",
+                out_dir.to_str().unwrap(),
+            ]);
+            assert_eq!(out.status.code(), Some(2), "{name} {form}: {}", describe(&out));
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                err.contains(words) && err.contains(file.to_str().unwrap()),
+                "{name} {form}: {err}"
+            );
+            assert!(start.elapsed().as_secs() < 5, "{name} {form}: {:?}", start.elapsed());
+            assert!(!out_dir.exists(), "{name} {form}: a model folder was written");
+        }
+    }
+}

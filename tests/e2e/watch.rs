@@ -922,3 +922,134 @@ fn a_kill_while_registering_a_label_or_adapting_is_finished_by_the_restart() {
         assert_eq!(stored, 1, "{step}: the label is kept once");
     }
 }
+
+/// Every scan-like input of the fuzz corpora (`nifti`, single-file `dicom`), at most `most`
+/// of each spread over the corpus, named by target and index.
+fn fuzzed_scans(most: usize) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    for target in ["nifti", "dicom"] {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../fuzz/corpus")
+            .join(target);
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+        files.sort();
+        let step = files.len().div_ceil(most).max(1);
+        for (i, f) in files.iter().enumerate().step_by(step) {
+            if let Some((ext, bytes)) = delinea::fuzz::as_scan(target, &std::fs::read(f).unwrap()) {
+                out.push((format!("fuzz-{target}-{i:04}.{ext}"), bytes));
+            }
+        }
+    }
+    out
+}
+
+/// Each input's events in the journal, in order.
+fn events_by_input(outbox: &Path) -> BTreeMap<String, Vec<String>> {
+    let mut m: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for l in journal(outbox).iter().filter(|l| l["kind"] == "scan") {
+        let event = l["event"].as_str().unwrap().to_string();
+        m.entry(l["input"].as_str().unwrap().to_string())
+            .or_default()
+            .push(event);
+    }
+    m
+}
+
+/// Every input ended once, done or failed (with its reason file); the good ones done.
+fn check_fuzzed_burst(outbox: &Path, names: &[String], good: &[String]) -> (usize, usize) {
+    let events = events_by_input(outbox);
+    let (mut done, mut failed) = (0, 0);
+    for n in names {
+        let ends: Vec<&String> = events
+            .get(n)
+            .into_iter()
+            .flatten()
+            .filter(|e| *e == "done" || *e == "failed")
+            .collect();
+        assert_eq!(ends.len(), 1, "{n}: {:?}", events.get(n));
+        if ends[0] == "done" {
+            done += 1;
+        } else {
+            failed += 1;
+            let reason = std::fs::read_to_string(outbox.join("failed").join(format!("{n}.error.json")))
+                .unwrap_or_else(|e| panic!("{n} failed without its reason file: {e}"));
+            assert!(reason.contains("reason"), "{n}: {reason}");
+        }
+        assert!(!good.contains(n) || ends[0] == "done", "good scan {n} failed");
+    }
+    (done, failed)
+}
+
+/// Hostile bytes through the drop folder: the fuzz corpora's NIfTI and DICOM inputs beside good
+/// scans, to a long-running watcher and to repeated `--once` runs. Every good scan is done
+/// once, every input ends once (done or failed with its reason), and the watcher stays up.
+#[test]
+fn a_burst_of_fuzzed_scans_beside_good_ones_ends_each_once_and_the_watcher_stays_up() {
+    let s = setup(false);
+    let mut arrivals = fuzzed_scans(300);
+    let good: Vec<String> = (0..6).map(|i| format!("good-{i}.nii.gz")).collect();
+    for (i, g) in good.iter().enumerate() {
+        arrivals.push((g.clone(), std::fs::read(&s.scans[i % s.scans.len()]).unwrap()));
+    }
+    let names: Vec<String> = arrivals.iter().map(|(n, _)| n.clone()).collect();
+    assert!(names.len() > 200, "{} arrivals", names.len());
+    let drop_all = |inbox: &Path| {
+        let staging = inbox.with_extension("staging");
+        std::fs::create_dir_all(&staging).unwrap();
+        for (n, bytes) in &arrivals {
+            std::fs::write(staging.join(n), bytes).unwrap();
+        }
+        for n in &names {
+            std::fs::rename(staging.join(n), inbox.join(n)).unwrap();
+        }
+    };
+    let ended = |outbox: &Path| {
+        let events = events_by_input(outbox);
+        names.iter().all(|n| {
+            events
+                .get(n)
+                .is_some_and(|e| e.iter().any(|e| e == "done" || e == "failed"))
+        })
+    };
+
+    let (inbox, outbox, labels) = s.folders("fuzzed");
+    let mut child = s.spawn(&inbox, &outbox, &labels, &[], &[]);
+    wait_ready(&outbox);
+    let start = Instant::now();
+    drop_all(&inbox);
+    let all = wait_until(Duration::from_secs(300), || ended(&outbox));
+    assert!(
+        all,
+        "not every input ended in 300 s; the watcher's log: {}",
+        std::fs::read_to_string(outbox.with_extension("log")).unwrap_or_default()
+    );
+    let took = start.elapsed();
+    assert!(child.try_wait().unwrap().is_none(), "the watcher died");
+    let (done, failed) = check_fuzzed_burst(&outbox, &names, &good);
+    assert_eq!(terminate(child), Some(0));
+    println!(
+        "long-running: {} arrivals, {done} done, {failed} failed, in {took:?}",
+        names.len()
+    );
+
+    let (inbox, outbox, labels) = s.folders("fuzzed-once");
+    drop_all(&inbox);
+    let mut runs = 0;
+    while !ended(&outbox) && runs < 3 {
+        let out = s.once(&inbox, &outbox, &labels, &[]);
+        assert!(out.status.success(), "--once run {runs}: {}", describe(&out));
+        runs += 1;
+    }
+    assert!(
+        ended(&outbox),
+        "after {runs} --once runs, inputs left: {:?}",
+        std::fs::read_dir(&inbox).unwrap().count()
+    );
+    let (done_once, failed_once) = check_fuzzed_burst(&outbox, &names, &good);
+    assert_eq!(
+        (done_once, failed_once),
+        (done, failed),
+        "--once and the long-running watcher disagree"
+    );
+    println!("--once: {runs} run(s), {done_once} done, {failed_once} failed");
+}

@@ -14,6 +14,7 @@
 mod export;
 mod import;
 pub mod onnx;
+pub mod pickle;
 pub mod pymic;
 pub mod read;
 mod references;

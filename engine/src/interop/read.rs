@@ -72,6 +72,7 @@ fn first_bytes(path: &Path) -> std::io::Result<Vec<u8>> {
 
 /// burn-store's reader, its panics on malformed pickles turned into errors.
 fn read_pytorch(path: &Path) -> Result<Read, String> {
+    super::pickle::check_file(path)?;
     let result = crate::panics::catch_silently(|| -> Result<Read, String> {
         let reader = burn_store::pytorch::PytorchReader::new(path).map_err(|e| e.to_string())?;
         let mut tensors = BTreeMap::new();
@@ -80,10 +81,7 @@ fn read_pytorch(path: &Path) -> Result<Read, String> {
             let dtype = format!("{:?}", snapshot.dtype).to_uppercase();
             let values = match snapshot.dtype {
                 DType::F64 | DType::F32 | DType::F16 | DType::BF16 => {
-                    let data = snapshot.to_data().map_err(|e| format!("tensor `{name}`: {e:?}"))?;
-                    data.convert::<f32>()
-                        .into_vec::<f32>()
-                        .map_err(|e| format!("tensor `{name}`: {e:?}"))?
+                    snapshot_values(&snapshot).map_err(|e| format!("tensor `{name}`: {e}"))?
                 }
                 _ => Vec::new(),
             };
@@ -96,6 +94,14 @@ fn read_pytorch(path: &Path) -> Result<Read, String> {
         })
     });
     result.unwrap_or_else(|| Err("a malformed PyTorch checkpoint (its pickle could not be read)".into()))
+}
+
+/// A floating-point tensor's values as `f32`, its bytes read now (lazily stored). burn's
+/// `TensorData` panics when they disagree with the shape: call it under
+/// [`crate::panics::catch_silently`].
+pub fn snapshot_values(snapshot: &burn_store::TensorSnapshot) -> Result<Vec<f32>, String> {
+    let data = snapshot.to_data().map_err(|e| format!("{e:?}"))?;
+    data.convert::<f32>().into_vec::<f32>().map_err(|e| format!("{e:?}"))
 }
 
 /// Every tensor of a safetensors file; floating-point ones converted to `f32`.

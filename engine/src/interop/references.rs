@@ -181,6 +181,7 @@ fn read_pt(path: &Path) -> Result<Matrix, String> {
         .take(64 << 20)
         .read_to_end(&mut pickle)
         .map_err(|e| e.to_string())?;
+    super::pickle::check(&pickle)?;
     let source = Arc::new(LazyDataSource::from_zip(path).map_err(|e| e.to_string())?);
     let obj = crate::panics::catch_silently(|| read_pickle_with_data(&mut pickle.as_slice(), source))
         .ok_or("a malformed pickle")?
@@ -218,7 +219,7 @@ fn read_pt(path: &Path) -> Result<Matrix, String> {
             snapshot.dtype
         ));
     }
-    let data = snapshot.to_data().map_err(|e| format!("{e:?}"))?;
-    let values = data.convert::<f32>().into_vec::<f32>().map_err(|e| format!("{e:?}"))?;
+    let values = crate::panics::catch_silently(|| super::read::snapshot_values(&snapshot))
+        .unwrap_or_else(|| Err("its stored bytes do not match its shape".into()))?;
     Ok(Matrix { rows, cols, values })
 }

@@ -14,7 +14,7 @@
 //! http.rs     errors as {"detail"}, the bearer token, uploads to disk, multipart replies
 //! ```
 
-mod http;
+pub(crate) mod http;
 mod monai;
 mod routes;
 

@@ -36,12 +36,7 @@ impl<B: AutodiffBackend> Watcher<'_, B> {
         let name = entry.name.clone();
         let src = labels.join(&name);
         let check = match volume::dicom::is_dicom(&src) {
-            true => dicom_object::open_file(&src)
-                .map(|_| ())
-                .map_err(|e| volume::Error::Unsupported {
-                    path: src.clone(),
-                    what: e.to_string(),
-                }),
+            true => volume::dicom::open_object(&src).map(|_| ()),
             false => volume::read_label_map(&src).map(|_| ()),
         };
         match check {

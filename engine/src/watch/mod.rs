@@ -22,7 +22,7 @@
 mod arrival;
 mod door;
 mod events;
-mod journal;
+pub(crate) mod journal;
 mod label;
 mod model;
 mod rank;

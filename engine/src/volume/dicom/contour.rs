@@ -282,4 +282,27 @@ mod tests {
             assert_round_trip(&refs);
         }
     }
+
+    /// Found by fuzzing: a 128 × 128 slice of noise (thousands of rings) took seconds to join
+    /// by keyholes. Past `MAX_KEYHOLE_RINGS` the slice is written as rings, at once, and still
+    /// read back exactly.
+    #[test]
+    fn a_slice_of_noise_is_written_as_rings_at_once_and_read_back_exactly() {
+        let (w, h) = (128, 128);
+        let mut state = 12345u64;
+        let mask: Vec<bool> = (0..w * h)
+            .map(|_| {
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                (state >> 33).is_multiple_of(2)
+            })
+            .collect();
+        let start = std::time::Instant::now();
+        let written = polygons(&mask, w, h, super::super::keyhole::Holes::Keyhole);
+        assert!(start.elapsed().as_secs_f64() < 0.5, "{:?}", start.elapsed());
+        assert!(written.len() > super::super::keyhole::MAX_KEYHOLE_RINGS);
+        assert_eq!(written.len(), contours(&mask, w, h).len(), "written as rings");
+        assert_eq!(fill_even_odd(&written, w, h), mask);
+    }
 }

@@ -22,11 +22,13 @@ mod derived;
 pub mod keyhole;
 mod rtstruct;
 mod rtstruct_read;
+mod scan;
 mod seg;
 
 pub use derived::{new_uid, DerivedFormat, Options, Written, DEFAULT_UID_ROOT};
 pub use keyhole::Holes;
 pub use rtstruct_read::read_rtstruct;
+pub use scan::MAX_SEQUENCE_DEPTH;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -204,10 +206,17 @@ pub fn read_series(path: &Path) -> Result<Vec<Series>, Error> {
     groups.into_iter().map(|(uid, objs)| assemble(uid, objs)).collect()
 }
 
+/// A whole DICOM file as an object (an RTSTRUCT, a SEG), its headers checked first.
+pub fn open_object(path: &Path) -> Result<DefaultDicomObject, Error> {
+    scan::check(path)?;
+    dicom_object::open_file(path).map_err(|e| dicom_error(path, format!("not a DICOM file: {e}")))
+}
+
 /// Opens a file up to and including its pixel data. Some scanners write padding after the
 /// pixel data that dicom-rs reads as elements and fails on (pydicom and dcm2niix ignore it):
 /// when the whole file does not parse, it is read again ending where its pixel data ends.
 fn open(path: &Path) -> Result<DefaultDicomObject, Error> {
+    scan::check(path)?;
     let options = || OpenFileOptions::new().read_to(tags::PIXEL_DATA);
     let first = match options().open_file(path) {
         Ok(obj) => return Ok(obj),

@@ -19,7 +19,7 @@ pub fn read_rtstruct(path: &Path, series: &Series, roi: Option<&str>) -> Result<
         path: path.to_path_buf(),
         what: reason,
     };
-    let obj = dicom_object::open_file(path).map_err(|e| bad(format!("not a DICOM file: {e}")))?;
+    let obj = super::open_object(path)?;
     if text(&obj, tags::SOP_CLASS_UID).as_deref() != Some(super::rtstruct::SOP_CLASS) {
         return Err(bad("not an RT Structure Set (SOPClassUID)".into()));
     }
