@@ -649,9 +649,13 @@ fn hostile_dicom_headers_are_refused_before_reading() {
         "big.dcm",
         &[&tag[..], b"OB\0\0", &[0xf0, 0xff, 0xff, 0xff]].concat(),
     );
+    // Found by fuzzing: an FL of 14 bytes, which dicom-rs reads as 3 floats, leaving 2 bytes
+    // that shift every later header (an item tag was then read as a 4 GB length).
+    let odd = with_first_element(dir.path(), "odd.dcm", &[&tag[..], b"FL", &[14, 0], &[0; 14]].concat());
     for (file, words) in [
         (&deep, "sequences nested more than 16 deep"),
         (&big, "declares 4294967280 bytes of value"),
+        (&odd, "14 bytes, not a whole number of its 4-byte values"),
     ] {
         let start = std::time::Instant::now();
         let out = delinea(&["inspect", file.to_str().unwrap()]);
