@@ -289,15 +289,8 @@ mod tests {
     #[test]
     fn a_slice_of_noise_is_written_as_rings_at_once_and_read_back_exactly() {
         let (w, h) = (128, 128);
-        let mut state = 12345u64;
-        let mask: Vec<bool> = (0..w * h)
-            .map(|_| {
-                state = state
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                (state >> 33).is_multiple_of(2)
-            })
-            .collect();
+        let mut rng = crate::rng::Rng::new(12345);
+        let mask: Vec<bool> = (0..w * h).map(|_| rng.below(2) == 0).collect();
         let start = std::time::Instant::now();
         let written = polygons(&mask, w, h, super::super::keyhole::Holes::Keyhole);
         assert!(start.elapsed().as_secs_f64() < 0.5, "{:?}", start.elapsed());
