@@ -20,21 +20,21 @@
 pub mod contour;
 mod derived;
 pub mod keyhole;
+mod parse;
 mod rtstruct;
 mod rtstruct_read;
-mod scan;
 mod seg;
 
 pub use derived::{new_uid, DerivedFormat, Options, Written, DEFAULT_UID_ROOT};
 pub use keyhole::Holes;
+pub use parse::{MAX_INFLATED_BYTES, MAX_SEQUENCE_DEPTH};
 pub use rtstruct_read::read_rtstruct;
-pub use scan::MAX_SEQUENCE_DEPTH;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use dicom_dictionary_std::tags;
-use dicom_object::{DefaultDicomObject, InMemDicomObject, OpenFileOptions};
+use dicom_object::{DefaultDicomObject, InMemDicomObject};
 use dicom_pixeldata::PixelDecoder;
 
 use super::{Error, Geometry, Image, Volume};
@@ -206,53 +206,15 @@ pub fn read_series(path: &Path) -> Result<Vec<Series>, Error> {
     groups.into_iter().map(|(uid, objs)| assemble(uid, objs)).collect()
 }
 
-/// A whole DICOM file as an object (an RTSTRUCT, a SEG), its headers checked first.
+/// A whole DICOM file as an object (an RTSTRUCT, a SEG), read by delinea's checked reader.
 pub fn open_object(path: &Path) -> Result<DefaultDicomObject, Error> {
-    scan::check(path)?;
-    dicom_object::open_file(path).map_err(|e| dicom_error(path, format!("not a DICOM file: {e}")))
+    parse::read(path, parse::Until::End)
 }
 
-/// Opens a file up to and including its pixel data. Some scanners write padding after the
-/// pixel data that dicom-rs reads as elements and fails on (pydicom and dcm2niix ignore it):
-/// when the whole file does not parse, it is read again ending where its pixel data ends.
+/// Opens a file up to and including its pixel data: some scanners write padding after the
+/// pixel data that does not parse as elements (pydicom and dcm2niix ignore it).
 fn open(path: &Path) -> Result<DefaultDicomObject, Error> {
-    scan::check(path)?;
-    let options = || OpenFileOptions::new().read_to(tags::PIXEL_DATA);
-    let first = match options().open_file(path) {
-        Ok(obj) => return Ok(obj),
-        Err(e) => e,
-    };
-    let bytes = std::fs::read(path).map_err(|cause| Error::Io {
-        path: path.to_path_buf(),
-        cause,
-    })?;
-    match pixel_data_end(&bytes).filter(|end| *end < bytes.len() && *end > 132) {
-        Some(end) => options().from_reader(&bytes[128..end]),
-        None => Err(first),
-    }
-    .map_err(|e| dicom_error(path, format!("not a readable DICOM file (truncated or corrupt?): {e}")))
-}
-
-/// Where the root data set's native PixelData element ends: the last `(7FE0,0010)` header
-/// (explicit `OB`/`OW` or implicit VR) whose defined length fits in the file.
-fn pixel_data_end(bytes: &[u8]) -> Option<usize> {
-    let tag = [0xE0, 0x7F, 0x10, 0x00];
-    let u32_at = |i: usize| {
-        bytes
-            .get(i..i + 4)
-            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
-    };
-    (0..bytes.len().saturating_sub(12)).rev().find_map(|i| {
-        if bytes[i..i + 4] != tag {
-            return None;
-        }
-        let (header, len) = match &bytes[i + 4..i + 6] {
-            b"OW" | b"OB" => (12, u32_at(i + 8)?),
-            _ => (8, u32_at(i + 4)?),
-        };
-        let end = i + header + len;
-        (len != 0xFFFF_FFFF && end <= bytes.len()).then_some(end)
-    })
+    parse::read(path, parse::Until::PixelData)
 }
 
 fn dicom_error(path: &Path, reason: String) -> Error {
@@ -533,12 +495,7 @@ fn pixels(objs: &[(PathBuf, DefaultDicomObject)], frames: &[Frame], p: &Plane) -
                     format!("cannot decode its pixel data (transfer syntax {ts}): {e}"),
                 )
             })?;
-            if d.samples_per_pixel() != 1 {
-                return Err(dicom_error(
-                    &f.file,
-                    format!("has {} samples per pixel; an MR image has 1", d.samples_per_pixel()),
-                ));
-            }
+            check_samples(&d, &f.file)?;
             decoded.insert(f.file.as_path(), d);
         }
         let d = &decoded[f.file.as_path()];
@@ -554,6 +511,26 @@ fn pixels(objs: &[(PathBuf, DefaultDicomObject)], frames: &[Frame], p: &Plane) -
         data.extend(frame.into_iter().map(|v| if v.is_finite() { v } else { 0.0 }));
     }
     Ok(data)
+}
+
+/// One sample per pixel, and Bits Stored within 1 ..= Bits Allocated (PS3.5 8.1.1):
+/// dicom-pixeldata's rescale table has 2^BitsStored entries and asserts BitsStored is 1 to 32
+/// (found by fuzzing: a BitsStored of 40 in 16-bit pixels panicked; 32 would cost 16 GiB).
+fn check_samples(d: &dicom_pixeldata::DecodedPixelData<'_>, file: &Path) -> Result<(), Error> {
+    if d.samples_per_pixel() != 1 {
+        return Err(dicom_error(
+            file,
+            format!("has {} samples per pixel; an MR image has 1", d.samples_per_pixel()),
+        ));
+    }
+    let (stored, allocated) = (d.bits_stored(), d.bits_allocated());
+    if stored == 0 || stored > allocated {
+        return Err(dicom_error(
+            file,
+            format!("BitsStored {stored} is not within 1 to its BitsAllocated {allocated} (corrupt)"),
+        ));
+    }
+    Ok(())
 }
 
 fn dot(a: [f64; 3], b: [f64; 3]) -> f64 {
