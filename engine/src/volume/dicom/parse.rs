@@ -143,7 +143,6 @@ fn data_set<S: StatefulDecode>(walk: &mut Walk<S>, depth: usize) -> Result<InMem
                 let items = sequence(walk, depth + 1, tag)?;
                 DataElement::new_with_len(tag, VR::SQ, len, Value::Sequence(DataSetSequence::new(items, len)))
             }
-            LazyDataToken::PixelSequenceStart if past(tags::PIXEL_DATA) => break,
             LazyDataToken::PixelSequenceStart => DataElement::new(tags::PIXEL_DATA, VR::OB, fragments(walk)?),
             LazyDataToken::ItemEnd if depth > 0 => return Ok(object),
             other => return Err(format!("{} where an element was expected (corrupt)", kind(&other))),
